@@ -1,0 +1,40 @@
+# Every target bootstraps .venv on first use from pyproject.toml, so a fresh clone needs only
+# `make demo` or `make test`.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench release mutation system-packages clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# bubblewrap sandboxes the autograder; haproxy is the benchmark's baseline. Both are Debian
+# packages: installed when we are root and they are missing, otherwise the code falls back.
+system-packages:
+	@bash .ci/system-packages bubblewrap
+
+demo: $(STAMP)
+	$(VENV)/bin/minilb demo
+
+test: $(STAMP) system-packages lint
+	$(PY) -m pytest -n 2 tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP) system-packages
+	@bash .ci/system-packages haproxy
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+release: $(STAMP)
+	$(VENV)/bin/minilb release
+
+mutation: $(STAMP) system-packages
+	$(PY) -m autograder.mutation
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

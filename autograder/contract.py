@@ -1,0 +1,64 @@
+"""The interface between the grading machinery and the hidden tests.
+
+The machinery (sandbox, runner, gradebook) gives each hidden test a ``Student``: a handle on the
+functions one submitted notebook defines, running in a sandboxed child process. The hidden tests
+(``autograder.rubric`` and ``autograder.hidden``) return an ``ExerciseResult`` per exercise.
+Arguments and return values cross the pipe as JSON: tuples arrive as lists, and anything that is
+not plain data (an object whose ``==`` is always true, say) is refused by the child.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+LESSONS: dict[str, tuple[str, ...]] = {
+    "01_cost_matrix": ("processing_time", "cost_matrix"),
+    "02_greedy_balancing": ("makespan", "choose_server", "greedy_assign", "finish_times"),
+    "03_optimal_makespan": ("lower_bound", "optimal_makespan"),
+    "04_sockets_and_forking": ("parse_request",),
+}
+
+CallFailure = Literal["raised", "timeout", "crashed", "missing", "not-plain-data"]
+
+
+class StudentCallError(Exception):
+    """A call into the student's code did not return plain data.
+
+    ``kind`` says how it failed; for ``raised``, ``exc_type`` is the exception's class name
+    (``"ValueError"``, ``"NotImplementedError"``...) and ``message`` its text.
+    """
+
+    def __init__(self, kind: CallFailure, exc_type: str = "", message: str = "") -> None:
+        super().__init__(f"{kind}: {exc_type}: {message}")
+        self.kind = kind
+        self.exc_type = exc_type
+        self.message = message
+
+
+class Student(Protocol):
+    def has(self, function: str) -> bool:
+        """Whether the notebook defines a callable with this name."""
+
+    def call(self, function: str, *args: Any, timeout: float = 5.0) -> Any:
+        """Call the student's function with plain-data arguments; plain data comes back."""
+
+
+@dataclass
+class ExerciseResult:
+    lesson: str
+    exercise: str
+    score: float
+    max_score: float
+    feedback: list[str] = field(default_factory=list)  # names mistakes, never hidden data
+
+    @property
+    def passed(self) -> bool:
+        return self.score >= self.max_score
+
+
+@dataclass(frozen=True)
+class Exercise:
+    lesson: str
+    name: str
+    points: float
+    grade: Callable[[Student], ExerciseResult]

@@ -1,0 +1,6 @@
+"""Not written yet."""
+import argparse
+
+
+def register(subcommands: argparse._SubParsersAction) -> None:
+    pass

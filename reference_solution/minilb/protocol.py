@@ -1,0 +1,65 @@
+"""The wire format, defined once (DESIGN section 5).
+
+A request is exactly two ASCII bytes ``<type><length>``: type ``V``, ``P`` or ``M``, length a
+digit ``1``-``9`` (``b"M5"``). A server echoes the same two bytes once the work is done. Any
+error is answered with one line ``ERR <reason>\\n``, then the connection is closed.
+"""
+
+from minilb.costs import REQUEST_TYPES, Request
+
+REQUEST_SIZE = 2
+WIRE_LENGTHS = range(1, 10)
+
+
+class ProtocolError(ValueError):
+    """A message that breaks the wire format; the text says what is wrong."""
+
+
+def encode_request(request: tuple[str, int]) -> bytes:
+    """``("M", 5)`` -> ``b"M5"``; raises ``ProtocolError`` if it cannot go on the wire."""
+    request_type, length = request
+    if request_type not in REQUEST_TYPES or length not in WIRE_LENGTHS:
+        raise ProtocolError(f"{request!r} cannot be sent: type V, P or M and length 1-9 only")
+    return f"{request_type}{length}".encode("ascii")
+
+
+def error_reply(reason: str) -> bytes:
+    """The one-line error reply: ``ERR <reason>\\n`` (the reason kept on one line)."""
+    return b"ERR " + " ".join(reason.split()).encode("ascii", "replace") + b"\n"
+
+
+# Every valid message, so the framework can check a message with one lookup (it must not rely
+# on parse_request: that is an exercise, and stubbed in the student handout).
+WIRE_REQUESTS: dict[bytes, Request] = {
+    f"{t}{n}".encode("ascii"): Request(t, n) for t in REQUEST_TYPES for n in WIRE_LENGTHS
+}
+
+
+def decode_request(data: bytes) -> Request:
+    """The framework's check of a message: the ``Request``, or ``ProtocolError``."""
+    request = WIRE_REQUESTS.get(bytes(data))
+    if request is None:
+        raise ProtocolError(
+            f"bad request {bytes(data)!r}: expected 2 bytes, a type V, P or M and a length 1-9"
+        )
+    return request
+
+
+def parse_request(data: bytes) -> Request:
+    """Turn two bytes from the wire into a ``Request``; ``ProtocolError`` says what is wrong.
+
+    >>> parse_request(b"M5")
+    Request(type='M', length=5)
+    """
+    ### BEGIN SOLUTION
+    if not isinstance(data, bytes | bytearray):
+        raise ProtocolError(f"expected bytes, got {type(data).__name__}")
+    if len(data) != REQUEST_SIZE:
+        raise ProtocolError(f"a request is exactly {REQUEST_SIZE} bytes, got {len(data)}: {bytes(data)!r}")
+    request_type, digit = chr(data[0]), chr(data[1])
+    if request_type not in REQUEST_TYPES:
+        raise ProtocolError(f"unknown request type {request_type!r}: expected V, P or M")
+    if digit not in "123456789":
+        raise ProtocolError(f"length must be a digit 1-9, got {digit!r}")
+    return Request(request_type, int(digit))
+    ### END SOLUTION

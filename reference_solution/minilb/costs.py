@@ -58,7 +58,9 @@ def check_request(request: object) -> Request:
 def check_fleet(fleet: object) -> tuple[str, ...]:
     """Return ``fleet`` as a tuple of server kinds, or raise ``ValueError``."""
     if isinstance(fleet, str):
-        raise ValueError(f"a fleet is a sequence of server kinds such as {DEFAULT_FLEET}, not {fleet!r}")
+        raise ValueError(
+            f"a fleet is a sequence of server kinds such as {DEFAULT_FLEET}, not {fleet!r}"
+        )
     try:
         kinds = tuple(check_kind(kind) for kind in fleet)  # type: ignore[union-attr]
     except TypeError:
@@ -91,3 +93,29 @@ def cost_matrix(fleet: tuple[str, ...] = DEFAULT_FLEET) -> dict[str, list[int]]:
     kinds = check_fleet(fleet)
     return {t: [FACTORS[kind][t] for kind in kinds] for t in REQUEST_TYPES}
     ### END SOLUTION
+
+
+def requests_from_text(text: str) -> list[Request]:
+    """Read a batch written as in the course, ``"M1V2P3"`` (spaces and commas allowed).
+
+    Offline batches may be longer than the wire allows: ``"V12 M3"`` is two requests.
+    """
+    compact = "".join(text.replace(",", " ").split())
+    if not compact:
+        raise ValueError("no requests given: write them like M1V2P3")
+    requests, position = [], 0
+    while position < len(compact):
+        request_type = compact[position]
+        digits_end = position + 1
+        while digits_end < len(compact) and compact[digits_end].isdigit():
+            digits_end += 1
+        digits = compact[position + 1 : digits_end]
+        if request_type not in REQUEST_TYPES or not digits:
+            bad = compact[position:digits_end] if digits else compact[position : position + 2]
+            raise ValueError(
+                f"cannot read {bad!r} in {text!r}: each request is a type V, P or M "
+                "followed by a length, like M1V2P3"
+            )
+        requests.append(check_request((request_type, int(digits))))
+        position = digits_end
+    return requests

@@ -16,7 +16,11 @@ class RoundRobin:
         self.turn = 0
 
     def __call__(
-        self, finish_times: Sequence[float], request: Request, fleet: Sequence[str], now: float = 0.0
+        self,
+        finish_times: Sequence[float],
+        request: Request,
+        fleet: Sequence[str],
+        now: float = 0.0,
     ) -> int:
         server = self.turn % len(fleet)
         self.turn += 1

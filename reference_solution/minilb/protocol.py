@@ -55,7 +55,9 @@ def parse_request(data: bytes) -> Request:
     if not isinstance(data, bytes | bytearray):
         raise ProtocolError(f"expected bytes, got {type(data).__name__}")
     if len(data) != REQUEST_SIZE:
-        raise ProtocolError(f"a request is exactly {REQUEST_SIZE} bytes, got {len(data)}: {bytes(data)!r}")
+        raise ProtocolError(
+            f"a request is exactly {REQUEST_SIZE} bytes, got {len(data)}: {bytes(data)!r}"
+        )
     request_type, digit = chr(data[0]), chr(data[1])
     if request_type not in REQUEST_TYPES:
         raise ProtocolError(f"unknown request type {request_type!r}: expected V, P or M")

@@ -31,7 +31,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "requests", nargs="*", help="requests such as M1V2P3 (lengths may exceed 9)"
     )
     parser.add_argument(
-        "--fleet", type=fleet_from_text, default=DEFAULT_FLEET, help="server kinds, e.g. VP,VP,M"
+        "--fleet", default=",".join(DEFAULT_FLEET), help="server kinds in order (default VP,VP,M)"
     )
     parser.add_argument("--plot", metavar="FILE.png", help="draw greedy and optimal Gantt charts")
     parser.set_defaults(handler=run)
@@ -43,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from minilb.plots import gantt, server_labels, text_timeline
 
     requests = requests_from_text(" ".join(args.requests))
-    greedy = Schedule.simulate(requests, choose_server, args.fleet)
-    labels = server_labels(args.fleet)
+    fleet = fleet_from_text(args.fleet)
+    greedy = Schedule.simulate(requests, choose_server, fleet)
+    labels = server_labels(fleet)
     console = Console()
 
     table = Table(title=f"greedy schedule of {len(requests)} requests", title_justify="left")
@@ -64,14 +65,14 @@ def run(args: argparse.Namespace) -> int:
 
     schedules = {f"greedy (makespan {greedy.makespan:g})": greedy}
     try:
-        best, assignment = optimal.optimal_makespan(requests, args.fleet)
+        best, assignment = optimal.optimal_makespan(requests, fleet)
     except NotImplementedError:
         console.print("optimal makespan: not available (optimal_makespan is not implemented yet)")
     else:
         console.print(f"optimal makespan: {best:g}")
         console.print(f"ratio greedy / optimal: {greedy.makespan / best:.3f}")
         schedules[f"optimal (makespan {best:g})"] = Schedule.from_assignment(
-            requests, assignment, args.fleet
+            requests, assignment, fleet
         )
     if args.plot:
         gantt(schedules, args.plot, title=" ".join(str(r) for r in requests))

@@ -5,6 +5,9 @@ digit ``1``-``9`` (``b"M5"``). A server echoes the same two bytes once the work 
 error is answered with one line ``ERR <reason>\\n``, then the connection is closed.
 """
 
+import socket
+import time
+
 from minilb.costs import REQUEST_TYPES, Request
 
 REQUEST_SIZE = 2
@@ -65,3 +68,67 @@ def parse_request(data: bytes) -> Request:
         raise ProtocolError(f"length must be a digit 1-9, got {digit!r}")
     return Request(request_type, int(digit))
     ### END SOLUTION
+
+
+# Socket helpers shared by the servers, the balancer and the clients. Every read has a deadline:
+# a peer that goes silent must never block us for ever.
+
+MAX_REPLY = 256  # an echo is 2 bytes and an error line is short; anything longer is junk
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:8000"`` -> ``("127.0.0.1", 8000)``; ``ValueError`` says what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"bad address {text!r}: expected HOST:PORT, for example 127.0.0.1:8000")
+    return host, int(port)
+
+
+def open_listener(host: str = "127.0.0.1", port: int = 0, backlog: int = 1024) -> socket.socket:
+    """A listening TCP socket; port 0 lets the system pick a free port."""
+    return socket.create_server((host, port), backlog=backlog)
+
+
+def recv_exactly(sock: socket.socket, size: int, timeout: float) -> bytes:
+    """Read exactly ``size`` bytes within ``timeout`` seconds.
+
+    Raises ``TimeoutError`` when the deadline passes and ``ConnectionError`` when the peer closes
+    early, so a caller can tell a slow peer from a dead one.
+    """
+    deadline = time.monotonic() + timeout
+    data = b""
+    while len(data) < size:
+        sock.settimeout(max(deadline - time.monotonic(), 0.0) or 1e-6)
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError(f"peer closed after {len(data)} of {size} bytes")
+        data += chunk
+    return data
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    """All the peer sends until it closes (at most ``MAX_REPLY`` bytes), within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while len(data) < MAX_REPLY:
+        sock.settimeout(max(deadline - time.monotonic(), 0.0) or 1e-6)
+        chunk = sock.recv(MAX_REPLY - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def close_with(sock: socket.socket, data: bytes = b"") -> None:
+    """Send ``data`` (best effort), then close so the peer sees the end at once.
+
+    ``shutdown`` matters with forking: a forked child may still hold a copy of this socket, and
+    only ``shutdown`` (not ``close``) ends the connection for every copy.
+    """
+    try:
+        if data:
+            sock.sendall(data)
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # the peer is already gone: nothing left to tell it
+    sock.close()

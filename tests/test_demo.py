@@ -1,0 +1,61 @@
+"""The live demo runs to the end without a terminal and leaves no process behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from minilb.client import CLASSIC_WORKLOADS, parse_workload
+from minilb.demo import simulate_hosts
+from minilb.policies import RoundRobin
+from minilb.scheduling import choose_server
+
+
+def processes_mentioning(marker):
+    """Pids whose command line contains ``marker`` (forked children share their parent's)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if marker.encode() in cmdline.read():
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def demo_command(out_dir):
+    return [sys.executable, "-m", "minilb.cli", "demo", "--unit", "0.02", "--out", str(out_dir)]
+
+
+def test_demo_runs_in_a_pipe_and_cleans_up(tmp_path):
+    result = subprocess.run(demo_command(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for expected in ["predicted finish", "measured finish", "exact optimum", "round-robin"]:
+        assert expected in result.stdout
+    assert (tmp_path / "demo_gantt.png").stat().st_size > 0
+    assert str(tmp_path / "demo_gantt.png") in result.stdout.replace("\n", "")
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+def test_demo_stops_everything_on_ctrl_c(tmp_path):
+    command = demo_command(tmp_path)
+    command[command.index("0.02")] = "0.5"  # slow enough to interrupt mid-run
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "listening on" in process.stdout.readline()
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == 130
+    deadline = time.monotonic() + 10
+    while processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+def test_simulated_closed_loop_hosts():
+    workloads = {host: parse_workload(text) for host, text in CLASSIC_WORKLOADS.items()}
+    greedy = simulate_hosts(workloads, choose_server, ("VP", "VP", "M"))
+    round_robin = simulate_hosts(workloads, RoundRobin(), ("VP", "VP", "M"))
+    assert len(greedy.placements) == len(round_robin.placements) == 25
+    assert greedy.makespan < round_robin.makespan

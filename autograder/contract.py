@@ -5,6 +5,16 @@ functions one submitted notebook defines, running in a sandboxed child process. 
 (``autograder.rubric`` and ``autograder.hidden``) return an ``ExerciseResult`` per exercise.
 Arguments and return values cross the pipe as JSON: tuples arrive as lists, and anything that is
 not plain data (an object whose ``==`` is always true, say) is refused by the child.
+
+Data conventions (hidden tests <-> child; the child implements them):
+
+- ``bytes`` cross the pipe as ``{"__bytes__": "<text>"}``, the bytes decoded as latin-1 (one
+  character per byte); the child turns such an argument into ``bytes`` before calling
+  (``parse_request`` takes bytes), and bytes it returns travel the same way.
+- Named tuples (``Request``) and tuples come back as lists: ``["M", 5]``.
+- When the student's code raises, ``StudentCallError.exc_type`` is the class name and
+  ``exc_bases`` the names of its bases in MRO order (``("ValueError", "Exception", ...)``), so
+  a hidden test can accept a subclass of ``ValueError`` that the student defined.
 """
 
 from collections.abc import Callable
@@ -28,11 +38,18 @@ class StudentCallError(Exception):
     (``"ValueError"``, ``"NotImplementedError"``...) and ``message`` its text.
     """
 
-    def __init__(self, kind: CallFailure, exc_type: str = "", message: str = "") -> None:
+    def __init__(
+        self,
+        kind: CallFailure,
+        exc_type: str = "",
+        message: str = "",
+        exc_bases: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(f"{kind}: {exc_type}: {message}")
         self.kind = kind
         self.exc_type = exc_type
         self.message = message
+        self.exc_bases = tuple(exc_bases)  # base class names of exc_type, MRO order
 
 
 class Student(Protocol):

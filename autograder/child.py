@@ -1,0 +1,163 @@
+"""The program that runs INSIDE the sandbox: it loads one notebook's code and serves calls.
+
+Standard library only. Protocol, one JSON object per line:
+
+1. the grader sends ``{"cells": [...], "given": {name: module}, "path": [...]}``; the child
+   puts ``path`` first on ``sys.path``, runs every cell in one fresh namespace (an error in one
+   cell is noted and the next cell still runs), then binds each ``given`` name to the reference
+   function from that module (earlier lessons' functions), and answers
+   ``{"ready": true, "functions": [...], "cell_errors": [...]}``;
+2. then, for each ``{"id": n, "function": name, "args": [...]}`` it answers ``{"id": n, "ok":
+   value}`` or ``{"id": n, "error": kind, "exc_type": ..., "message": ..., "exc_bases": [...]}``.
+
+The student's prints must not be able to garble that, so the pipes move to private descriptors
+and fds 0-2 point at /dev/null before any student code runs. Nothing here is trusted: the
+grader checks every answer itself.
+"""
+
+import importlib
+import json
+import os
+import sys
+import types
+
+MAX_MESSAGE = 300  # characters of an exception message sent back
+MAX_NOTES = 20
+MAX_DEPTH = 50
+HEAVY_MODULES = ("matplotlib", "matplotlib.pyplot", "matplotlib.figure", "matplotlib.patches",
+                 "IPython", "IPython.display")
+
+
+class Anything:
+    """Stands in for plotting and display libraries: every attribute and call is a no-op."""
+
+    def __getattr__(self, name: str) -> "Anything":
+        return self
+
+    def __call__(self, *args: object, **kwargs: object) -> "Anything":
+        return self
+
+    def __iter__(self):  # noqa: ANN204  (``fig, ax = plt.subplots()`` must unpack)
+        return iter((self, self))
+
+
+def stub_heavy_modules() -> None:
+    """Plots are not graded: a cheap stand-in keeps start-up fast and ``import`` harmless."""
+    for name in HEAVY_MODULES:
+        module = types.ModuleType(name)
+        module.__getattr__ = lambda attribute: Anything()  # type: ignore[method-assign]
+        module.__path__ = []  # a package, so ``import matplotlib.pyplot`` works
+        sys.modules[name] = module
+
+
+class NotPlainData(Exception):
+    pass
+
+
+def plain(value: object, depth: int = 0) -> object:
+    """``value`` as JSON-ready plain data; exact types only, so no subclass smuggles an ``==``."""
+    if depth > MAX_DEPTH:
+        raise NotPlainData("nested too deeply")
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str):
+        return value
+    if kind in (bytes, bytearray):
+        return {"__bytes__": bytes(value).decode("latin-1")}
+    if kind is list or isinstance(value, tuple):  # tuples, named tuples such as Request
+        return [plain(item, depth + 1) for item in tuple(value)]
+    if kind is dict:
+        if not all(type(key) is str for key in value):
+            raise NotPlainData("a dict whose keys are not all strings")
+        return {key: plain(item, depth + 1) for key, item in value.items()}
+    if kind.__module__ == "numpy" and hasattr(value, "item"):  # numpy scalars are plain enough
+        return plain(value.item(), depth + 1)
+    raise NotPlainData(f"a value of type {kind.__name__}")
+
+
+def from_wire(value: object) -> object:
+    if isinstance(value, list):
+        return [from_wire(item) for item in value]
+    if isinstance(value, dict):
+        if set(value) == {"__bytes__"}:
+            return value["__bytes__"].encode("latin-1")
+        return {key: from_wire(item) for key, item in value.items()}
+    return value
+
+
+def describe(error: BaseException) -> tuple[str, str]:
+    try:
+        return type(error).__name__, str(error)[:MAX_MESSAGE]
+    except BaseException:  # noqa: BLE001  (a hostile __str__)
+        return "Exception", "(the exception could not be shown)"
+
+
+def base_names(error: BaseException) -> list[str]:
+    """The names of the exception's base classes, in MRO order (so a subclass of ValueError
+    that the student defined is still recognised as a ValueError)."""
+    return [str(base.__name__) for base in type(error).__mro__[1:]][:20]
+
+
+def run_cells(cells: list[str], namespace: dict) -> list[str]:
+    notes = []
+    for number, source in enumerate(cells, start=1):
+        try:
+            exec(compile(source, f"<cell {number}>", "exec"), namespace)
+        except BaseException as error:  # noqa: BLE001  (exit() too: the next cell still runs)
+            exc_type, message = describe(error)
+            notes.append(f"code cell {number} raised {exc_type}: {message}")
+    return notes[:MAX_NOTES]
+
+
+def serve(requests, replies, namespace: dict) -> None:  # noqa: ANN001
+    send = _sender(replies)
+    for line in requests:
+        request = json.loads(line)
+        answer: dict = {"id": request["id"]}
+        function = namespace.get(request["function"])
+        if not callable(function):
+            answer["error"] = "missing"
+        else:
+            try:
+                answer["ok"] = plain(function(*from_wire(request["args"])))
+            except NotPlainData as error:
+                answer.update(error="not-plain-data", message=str(error))
+            except BaseException as error:  # noqa: BLE001
+                exc_type, message = describe(error)
+                answer.update(error="raised", exc_type=exc_type, message=message,
+                              exc_bases=base_names(error))
+        send(answer)
+
+
+def _sender(replies):  # noqa: ANN001, ANN202
+    dumps, write, flush = json.dumps, replies.write, replies.flush  # bound before student code
+
+    def send(message: dict) -> None:
+        write(dumps(message) + "\n")
+        flush()
+
+    return send
+
+
+def main() -> None:
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    setup = json.loads(requests.readline())
+    sys.path[:0] = setup["path"]  # the lesson's copy of minilb, then third-party packages
+    stub_heavy_modules()
+    given = {name: getattr(importlib.import_module(module), name)
+             for name, module in setup["given"].items()}  # taken before student code can patch
+    namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
+    send = _sender(replies)
+    notes = run_cells(setup["cells"], namespace)
+    namespace.update(given)
+    functions = sorted(name for name, value in list(namespace.items())
+                       if callable(value) and not name.startswith("__"))
+    send({"ready": True, "functions": functions[:10_000], "cell_errors": notes})
+    serve(requests, replies, namespace)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+"""Run one submission's code in a sandboxed child process and call its functions over a pipe.
+
+``SandboxedStudent`` implements ``contract.Student``. The child (``child.py``) runs under
+bubblewrap: every namespace unshared (no network, its own PIDs, so it cannot even see the
+grader), an unprivileged user so the process limit applies, read-only views of only the Python
+installation, third-party packages and this lesson's copy of ``minilb``; an empty private /tmp.
+CPU time, memory, processes, open files and file sizes are capped with rlimits, and the whole
+process tree dies with the sandbox. Where bubblewrap cannot run, the child runs with the same
+rlimits in its own session (and a warning, once).
+
+A call that times out or kills the child costs only that call: the child is killed and a fresh
+one (same code) answers the next call. A function that timed out twice is not called again, and
+a notebook gets a total time budget, so a hanging submission cannot stall a class.
+"""
+
+import functools
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autograder import child
+from autograder.contract import LESSONS, StudentCallError
+from autograder.handout import earlier_exercises, exercise_modules, lesson_package
+
+CHILD_SOURCE = Path(child.__file__).read_text()
+SANDBOX_TAG = "MINILB_SANDBOX"  # an environment variable every sandboxed process starts with
+NOBODY = 65534
+PACKAGE_MOUNT, SITE_MOUNT = "/opt/lesson", "/opt/site-packages"
+
+
+@dataclass(frozen=True)
+class Limits:
+    startup_seconds: float = 20.0  # to run all the notebook's code cells
+    call_seconds: float = 10.0  # a cap on any timeout a hidden test asks for
+    notebook_seconds: float = 120.0  # everything one notebook may cost
+    timeouts_per_function: int = 2
+    restarts: int = 20
+    cpu_seconds: int = 60
+    memory_bytes: int = 1 << 30
+    processes: int = 32
+    open_files: int = 256
+    file_bytes: int = 16 << 20
+    reply_bytes: int = 16 << 20
+
+
+def _set_limits(limits: Limits, drop_root: bool) -> None:
+    for name, value in ((resource.RLIMIT_CPU, limits.cpu_seconds),
+                        (resource.RLIMIT_AS, limits.memory_bytes),
+                        (resource.RLIMIT_NPROC, limits.processes),
+                        (resource.RLIMIT_NOFILE, limits.open_files),
+                        (resource.RLIMIT_FSIZE, limits.file_bytes),
+                        (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(name, (value, value))
+    if drop_root:  # without bubblewrap's user namespace, root would ignore the process limit
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+
+def _python() -> str:
+    return os.path.realpath(sys.executable)
+
+
+def _others_can_run(path: str) -> bool:
+    """Whether an unprivileged user could run ``path`` (every directory on the way searchable)."""
+    parts = Path(path).parents
+    return all(os.stat(part).st_mode & stat.S_IXOTH for part in (Path(path), *parts))
+
+
+def _site_packages() -> str:
+    return sysconfig.get_paths()["purelib"]
+
+
+def _bwrap_command(package_dir: Path) -> list[str]:
+    command = ["bwrap", "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid",
+               str(NOBODY), "--die-with-parent", "--new-session", "--disable-userns"]
+    for system_dir in ("/usr", "/lib", "/lib64", "/bin"):
+        if os.path.islink(system_dir):
+            command += ["--symlink", os.readlink(system_dir), system_dir]
+        elif os.path.isdir(system_dir):
+            command += ["--ro-bind", system_dir, system_dir]
+    prefix = os.path.realpath(sys.base_prefix)
+    if not prefix.startswith("/usr/"):
+        command += ["--ro-bind", prefix, prefix]
+    command += ["--ro-bind", _site_packages(), SITE_MOUNT, "--ro-bind", str(package_dir),
+                PACKAGE_MOUNT, "--proc", "/proc", "--dev", "/dev", "--size", str(64 << 20),
+                "--tmpfs", "/tmp", "--chdir", "/tmp", "--"]
+    return command
+
+
+@functools.cache
+def bubblewrap_works() -> bool:
+    """Whether bubblewrap can start Python here (probed once); warns once when it cannot."""
+    if shutil.which("bwrap") is not None:
+        probe = _bwrap_command(lesson_package(next(iter(LESSONS))))
+        try:
+            done = subprocess.run([*probe, _python(), "-I", "-S", "-c", "pass"],
+                                  capture_output=True, timeout=30)
+            if done.returncode == 0:
+                return True
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    warnings.warn("bubblewrap is not available here: student code runs with process limits "
+                  "only, without namespaces (install the Debian package bubblewrap)",
+                  RuntimeWarning, stacklevel=2)
+    return False
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return {"__bytes__": bytes(value).decode("latin-1")}
+    if isinstance(value, list | tuple):
+        return [_to_wire(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _to_wire(item) for key, item in value.items()}
+    return value
+
+
+class _ChildGone(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+
+class SandboxedStudent:
+    """The functions one notebook defines, running in a sandbox (a ``contract.Student``).
+
+    ``cells`` are the notebook's code cells (see ``notebook.code_cells``); use as a context
+    manager so the child is always killed. ``startup_note`` says, in words for the student,
+    why the code could not be loaded (empty when it loaded), and ``cell_errors`` lists cells
+    that raised.
+    """
+
+    def __init__(self, cells: list[str] | str, lesson: str, limits: Limits | None = None) -> None:
+        self.cells = [cells] if isinstance(cells, str) else list(cells)
+        self.lesson = lesson
+        self.limits = limits or Limits()
+        modules = exercise_modules()
+        self.given = {name: modules[name] for name in earlier_exercises(lesson)}
+        self.package_dir = lesson_package(lesson)
+        self.functions: set[str] = set()
+        self.cell_errors: list[str] = []
+        self.startup_note = ""
+        self._startup_kind = "crashed"
+        self._process: subprocess.Popen | None = None
+        self._buffer = b""
+        self._next_id = 0
+        self._restarts = -1
+        self._timeouts: dict[str, int] = {}
+        self._deadline = time.monotonic() + self.limits.notebook_seconds
+        self._scratch: str | None = None
+
+    def __enter__(self) -> "SandboxedStudent":
+        self._start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._kill()
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+    # -- the Student protocol ---------------------------------------------------------------
+
+    def has(self, function: str) -> bool:
+        return function in self.functions
+
+    def call(self, function: str, *args: Any, timeout: float = 5.0) -> Any:
+        if self.startup_note:
+            raise StudentCallError(self._startup_kind, message=self.startup_note)
+        if self._timeouts.get(function, 0) >= self.limits.timeouts_per_function:
+            raise StudentCallError("timeout", message=f"{function} timed out before; not retried")
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise StudentCallError("timeout", message="the notebook used up its time budget")
+        if self._process is None:
+            self._start()
+            if self.startup_note:
+                raise StudentCallError(self._startup_kind, message=self.startup_note)
+        self._next_id += 1
+        request = {"id": self._next_id, "function": function, "args": _to_wire(list(args))}
+        seconds = min(timeout, self.limits.call_seconds, remaining)
+        try:
+            self._send(request)
+            reply = self._receive(seconds, self._next_id)
+        except _ChildGone as gone:
+            self._kill()
+            if gone.kind == "timeout":
+                self._timeouts[function] = self._timeouts.get(function, 0) + 1
+                gone.message = f"{function} did not return within {seconds:g} s"
+            raise StudentCallError(gone.kind, message=gone.message) from None  # type: ignore[arg-type]
+        if "ok" in reply:
+            return child.from_wire(reply["ok"])
+        kind = reply.get("error")
+        if kind not in ("raised", "missing", "not-plain-data"):
+            raise StudentCallError("crashed", message="the sandbox answered nonsense")
+        return self._raise(kind, reply)
+
+    # -- the child process ------------------------------------------------------------------
+
+    def _raise(self, kind: str, reply: dict) -> Any:
+        bases = reply.get("exc_bases")
+        bases = tuple(str(name)[:100] for name in bases[:20]) if isinstance(bases, list) else ()
+        raise StudentCallError(kind, str(reply.get("exc_type", ""))[:100],  # type: ignore[arg-type]
+                               str(reply.get("message", ""))[:500], exc_bases=bases)
+
+    def _start(self) -> None:
+        self._restarts += 1
+        if self._restarts > self.limits.restarts:
+            self._startup_kind, self.startup_note = "crashed", "the code crashed too many times"
+            return
+        sandboxed = bubblewrap_works()
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", SANDBOX_TAG: "1"}
+        python = [_python(), "-I", "-S", "-B", "-c", CHILD_SOURCE]
+        if sandboxed:
+            command, cwd, path = _bwrap_command(self.package_dir) + python, None, [
+                PACKAGE_MOUNT, SITE_MOUNT]
+        else:
+            self._scratch = self._scratch or tempfile.mkdtemp(prefix="minilb-sandbox-")
+            os.chmod(self._scratch, 0o777)
+            command, cwd, path = python, self._scratch, [str(self.package_dir), _site_packages()]
+        drop_root = not sandboxed and os.getuid() == 0 and _others_can_run(_python())
+        self._buffer = b""
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            cwd=cwd, env=env, start_new_session=True,
+            preexec_fn=functools.partial(_set_limits, self.limits, drop_root))
+        try:
+            self._send({"cells": self.cells, "given": self.given, "path": path})
+            ready = self._receive(min(self.limits.startup_seconds,
+                                      max(0.0, self._deadline - time.monotonic())), None)
+        except _ChildGone as gone:
+            self._kill()
+            self._startup_kind = gone.kind
+            self.startup_note = ("the notebook's code did not finish loading in time"
+                                 if gone.kind == "timeout" else
+                                 f"the notebook's code ended the process while loading ({gone})")
+            return
+        self.functions = {name for name in ready.get("functions", []) if isinstance(name, str)}
+        self.cell_errors = [str(note)[:400] for note in ready.get("cell_errors", [])][:20]
+
+    def _send(self, message: dict) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        try:
+            self._process.stdin.write(json.dumps(message).encode() + b"\n")
+            self._process.stdin.flush()
+        except OSError:
+            raise _ChildGone("crashed", self._exit_description()) from None
+
+    def _receive(self, seconds: float, wanted_id: int | None) -> dict:
+        """The next reply line for ``wanted_id`` (None: the ready message), or ``_ChildGone``."""
+        assert self._process is not None and self._process.stdout is not None
+        deadline, fd = time.monotonic() + seconds, self._process.stdout.fileno()
+        while True:
+            while b"\n" in self._buffer:
+                line, self._buffer = self._buffer.split(b"\n", 1)
+                message = _parse(line)
+                if message is not None and message.get("id") == wanted_id:
+                    return message
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _ChildGone("timeout", "timed out")
+            if not select.select([fd], [], [], left)[0]:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise _ChildGone("crashed", self._exit_description())
+            self._buffer += chunk
+            if len(self._buffer) > self.limits.reply_bytes:
+                raise _ChildGone("crashed", "the answer was far too large")
+
+    def _exit_description(self) -> str:
+        assert self._process is not None
+        try:
+            code = self._process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "the process stopped answering"
+        if code < 0 or code > 128:
+            number = -code if code < 0 else code - 128
+            name = signal.Signals(number).name if number in signal.Signals._value2member_map_ \
+                else str(number)
+            return f"the process was killed by {name}"
+        return f"the process exited with code {code}"
+
+    def _kill(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # its whole session; the namespace follows
+        except ProcessLookupError:
+            pass
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            try:
+                stream.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+
+
+def _parse(line: bytes) -> dict | None:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None

@@ -1,0 +1,62 @@
+"""Submitted notebooks for the grading tests: solved, blank (the handout) and hand-made ones.
+
+A solved lesson is the instructor's notebook (lessons/NN/NN.ipynb) when it exists, else one
+code cell holding the reference module that defines the lesson's exercises. The blank handout
+is the same notebook with every solution region stubbed, as ``minilb release`` does.
+"""
+
+import shutil
+from pathlib import Path
+
+import nbformat
+
+from autograder.contract import LESSONS
+from autograder.handout import REFERENCE_PACKAGE, exercise_modules, stub_solutions
+
+KIT = Path(__file__).resolve().parent.parent
+
+
+def write_notebook(path: Path, cells: list[str], tags: dict[int, list[str]] | None = None) -> Path:
+    notebook = nbformat.v4.new_notebook()
+    for number, source in enumerate(cells):
+        cell = nbformat.v4.new_code_cell(source)
+        if tags and number in tags:
+            cell.metadata["tags"] = tags[number]
+        notebook.cells.append(cell)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+
+def reference_source(lesson: str) -> str:
+    """The reference module that defines ``lesson``'s exercises, as one cell of code."""
+    module = exercise_modules()[LESSONS[lesson][0]].split(".")[1]
+    return (REFERENCE_PACKAGE / f"{module}.py").read_text()
+
+
+def solved_notebook(lesson: str, path: Path) -> Path:
+    instructor = KIT / "lessons" / lesson / f"{lesson}.ipynb"
+    if instructor.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(instructor, path)
+        return path
+    return write_notebook(path, [reference_source(lesson)])
+
+
+def blank_notebook(lesson: str, path: Path) -> Path:
+    solved = nbformat.read(solved_notebook(lesson, path), as_version=4)
+    for cell in solved.cells:
+        if cell.cell_type == "code":
+            cell.source = stub_solutions(cell.source, keep=set())
+    nbformat.write(solved, path)
+    return path
+
+
+def mistaken_notebook(lesson: str, path: Path, old: str, new: str) -> Path:
+    """The solved notebook with one piece of a solution replaced (``old`` must occur)."""
+    solved = nbformat.read(solved_notebook(lesson, path), as_version=4)
+    hits = [cell for cell in solved.cells if cell.cell_type == "code" and old in cell.source]
+    assert hits, f"{old!r} is not in the solved {lesson}"
+    hits[0].source = hits[0].source.replace(old, new, 1)
+    nbformat.write(solved, path)
+    return path

@@ -1,0 +1,90 @@
+"""Class grading: layouts, the real rubric end to end, outputs, idempotence and resuming."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from notebook_fixtures import blank_notebook, solved_notebook
+
+from autograder.contract import LESSONS
+from autograder.grade import Submission, discover, grade_class, grade_submission
+from minilb.cli import main
+
+ALL_LESSONS = list(LESSONS)
+
+
+@pytest.mark.parametrize("lesson", ALL_LESSONS)
+def test_solved_lesson_scores_full_marks_and_blank_handout_zero(tmp_path, lesson):
+    solved = grade_submission(Submission("s", lesson, solved_notebook(lesson, tmp_path / "s" /
+                                                                      f"{lesson}.ipynb")))
+    assert solved.status == "graded" and solved.score == solved.max_score > 0, solved
+    blank = grade_submission(Submission("b", lesson, blank_notebook(lesson, tmp_path / "b" /
+                                                                    f"{lesson}.ipynb")))
+    assert blank.score == 0 and blank.max_score == solved.max_score
+
+
+def test_nbgrader_layout_is_detected(tmp_path):
+    solved_notebook("01_cost_matrix", tmp_path / "submitted" / "ann" / "01_cost_matrix" /
+                    "01_cost_matrix.ipynb")
+    (tmp_path / "submitted" / "ben").mkdir(parents=True)
+    assert discover(tmp_path) == [
+        Submission("ann", "01_cost_matrix",
+                   tmp_path / "submitted/ann/01_cost_matrix/01_cost_matrix.ipynb"),
+        Submission("ben", "01_cost_matrix", None)]
+
+
+def make_class(root: Path) -> Path:
+    solved_notebook("01_cost_matrix", root / "ann" / "01_cost_matrix.ipynb")
+    solved_notebook("02_greedy_balancing", root / "ann" / "02_greedy_balancing.ipynb")
+    blank_notebook("01_cost_matrix", root / "ben" / "01_cost_matrix.ipynb")
+    (root / "ben" / "02_greedy_balancing.ipynb").write_text("{truncated")
+    (root / "cat").mkdir(parents=True)  # handed in nothing
+    return root
+
+
+def output_files(out: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(out)): path.read_bytes() for path in sorted(out.rglob("*"))
+            if path.is_file() and ".cache" not in path.parts}
+
+
+def test_class_outputs_are_complete_idempotent_and_resumable(tmp_path):
+    submissions, out = make_class(tmp_path / "class"), tmp_path / "out"
+    first = grade_class(submissions, out, workers=2)
+    assert (first.graded, first.reused) == (6, 0)
+    rows = list(csv.DictReader((out / "grades.csv").open()))
+    assert list(rows[0])[:4] == ["student", "lesson", "score", "max_score"]
+    table = {(row["student"], row["lesson"]): (row["score"], row["status"]) for row in rows}
+    assert table == {
+        ("ann", "01_cost_matrix"): ("10", "graded"), ("ann", "02_greedy_balancing"): ("10",
+                                                                                      "graded"),
+        ("ben", "01_cost_matrix"): ("0", "graded"),
+        ("ben", "02_greedy_balancing"): ("0", "unreadable"),
+        ("cat", "01_cost_matrix"): ("0", "missing"), ("cat", "02_greedy_balancing"): ("0",
+                                                                                      "missing")}
+    ben = (out / "feedback" / "ben.md").read_text()
+    assert "not valid JSON" in ben and "## 01_cost_matrix: 0 / 10" in ben
+    assert "No notebook was handed in" in (out / "feedback" / "cat.md").read_text()
+    results = json.loads((out / "results/ann/02_greedy_balancing/results.json").read_text())
+    assert results["score"] == 10 and {"name", "score", "max_score", "output",
+                                       "visibility"} <= set(results["tests"][0])
+    snapshot = output_files(out)
+
+    again = grade_class(submissions, out, workers=2)
+    assert (again.graded, again.reused) == (0, 6) and output_files(out) == snapshot
+
+    (out / ".cache" / "ann" / "01_cost_matrix.json").unlink()  # as if interrupted there
+    (out / "grades.csv").unlink()
+    resumed = grade_class(submissions, out, workers=1)
+    assert (resumed.graded, resumed.reused) == (1, 5) and output_files(out) == snapshot
+
+
+def test_command_line(tmp_path, capsys):
+    submissions = make_class(tmp_path / "class")
+    assert main(["grade", str(submissions), "--out", str(tmp_path / "out"), "--workers",
+                 "1"]) == 0
+    assert "graded 6 notebooks" in capsys.readouterr().out
+    assert main(["grade", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert main(["grade", str(submissions), "--out", str(tmp_path / "o"), "--workers",
+                 "0"]) == 2

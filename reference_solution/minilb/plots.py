@@ -11,7 +11,7 @@ import matplotlib
 if (
     not matplotlib.get_backend()
     .lower()
-    .startswith(("module://matplotlib_inline", "module://ipykernel"))
+    .startswith(("module://matplotlib_inline", "module://ipykernel", "inline"))
 ):
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)

@@ -1,6 +1,247 @@
-"""Not written yet."""
+"""``minilb release``: build the student handout, ``starter/``, from the lessons and this package.
+
+The handout holds the lessons' notebooks as nbgrader's ``generate_assignment`` releases them
+(solutions replaced by stubs), and a copy of this package in which every region between
+``### BEGIN SOLUTION`` and ``### END SOLUTION`` is replaced the same way. Generation is
+deterministic, so a test can regenerate the handout and compare it byte for byte.
+"""
+
 import argparse
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from fnmatch import fnmatch
+from pathlib import Path
+from string import Template
+
+import nbformat
+
+from minilb import __version__
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+STUB_LINES = ("# YOUR CODE HERE", "raise NotImplementedError()")  # what nbgrader writes too
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+KIT_DIR = PACKAGE_DIR.parent.parent  # reference_solution/minilb -> the kit
+SKIPPED_NAMES = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
+
+
+class ReleaseError(ValueError):
+    """The handout cannot be built; the text says why."""
+
+
+def stub_solutions(source: str, filename: str = "<source>") -> str:
+    """``source`` with each solution region replaced by a stub at the region's indentation.
+
+    A region at column 0 encloses whole top-level definitions (a solution's private helpers):
+    it is dropped, together with the blank lines after it.
+    """
+    kept: list[str] = []
+    region_start = 0  # line number of the open region's BEGIN marker, 0 outside a region
+    skip_blank_lines = False
+    for number, line in enumerate(source.splitlines(keepends=True), start=1):
+        marker = line.strip()
+        if marker == BEGIN_SOLUTION:
+            if region_start:
+                raise ReleaseError(f"{filename}:{number}: solution region opened inside another")
+            region_start = number
+            indent = line[: len(line) - len(line.lstrip())]
+            if indent:
+                kept += [f"{indent}{stub}\n" for stub in STUB_LINES]
+        elif marker == END_SOLUTION:
+            if not region_start:
+                raise ReleaseError(f"{filename}:{number}: {END_SOLUTION} without {BEGIN_SOLUTION}")
+            skip_blank_lines = not line[0].isspace()
+            region_start = 0
+        elif not region_start and not (skip_blank_lines and not marker):
+            skip_blank_lines = False
+            kept.append(line)
+    if region_start:
+        raise ReleaseError(f"{filename}:{region_start}: solution region is never closed")
+    return "".join(kept).rstrip("\n") + "\n"
+
+
+def release_package(out_package: Path) -> None:
+    """Copy this package to ``out_package`` with every solution stubbed."""
+    for source in sorted(PACKAGE_DIR.rglob("*")):
+        relative = source.relative_to(PACKAGE_DIR)
+        if any(fnmatch(part, skipped) for part in relative.parts for skipped in SKIPPED_NAMES):
+            continue
+        target = out_package / relative
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif source.suffix == ".py":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            stubbed = stub_solutions(source.read_text(encoding="utf-8"), str(relative))
+            try:
+                ast.parse(stubbed, str(relative))
+            except SyntaxError as error:
+                raise ReleaseError(
+                    f"{relative}: stubbing its solutions breaks the code ({error.msg}, line "
+                    f"{error.lineno}); markers must enclose a whole function body or whole "
+                    "top-level definitions"
+                ) from None
+            target.write_text(stubbed, encoding="utf-8")
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+
+
+def find_lessons(lessons_dir: Path) -> list[Path]:
+    """The lesson folders: ``NN_name/`` holding ``NN_name.ipynb``, in lesson order."""
+    return sorted(
+        folder
+        for folder in lessons_dir.iterdir()
+        if folder.name[:2].isdigit() and (folder / f"{folder.name}.ipynb").is_file()
+    )
+
+
+def normalised_notebook(path: Path) -> bytes:
+    """The notebook without outputs, as fixed-format JSON (sorted keys, no run counts)."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("execution", None)  # timestamps some front ends add
+    nbformat.validate(notebook)
+    return (nbformat.writes(notebook).rstrip("\n") + "\n").encode("utf-8")
+
+
+TOP_LEVEL_STUB = "\n".join(STUB_LINES)
+TOP_LEVEL_HINT = "# YOUR CODE HERE (helper functions, if you want some)"
+
+
+def soften_top_level_stubs(notebook_bytes: bytes) -> bytes:
+    """Turn a column-0 stub into a comment, so that running the cell still defines its function.
+
+    nbgrader stubs every region alike; a region at column 0 held a solution's helper
+    definitions, and a bare top-level ``raise`` there would stop the whole cell.
+    """
+    notebook = nbformat.reads(notebook_bytes.decode("utf-8"), as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            lines = cell.source.split("\n")
+            for i in range(len(lines) - 1):
+                if "\n".join(lines[i : i + 2]) == TOP_LEVEL_STUB:
+                    lines[i : i + 2] = [TOP_LEVEL_HINT, ""]
+            cell.source = "\n".join(lines).rstrip("\n")
+    return (nbformat.writes(notebook).rstrip("\n") + "\n").encode("utf-8")
+
+
+def check_solution_markers(notebook_path: Path) -> None:
+    """Raise ``ReleaseError`` naming the cell whose solution markers do not pair up."""
+    notebook = nbformat.read(notebook_path, as_version=4)
+    for number, cell in enumerate(notebook.cells):
+        where = f"{notebook_path.name}, cell {number}"
+        if cell.cell_type != "code" or BEGIN_SOLUTION not in cell.source:
+            continue
+        if not cell.metadata.get("nbgrader", {}).get("solution"):
+            raise ReleaseError(f"{where}: solution markers in a cell that is not a solution cell")
+        stub_solutions(cell.source, f"{where}, line")
+
+
+def generate_assignments(course_dir: Path) -> None:
+    """Run nbgrader's ``generate_assignment`` on every lesson in ``course_dir`` at once."""
+    # An empty Jupyter config dir keeps an instructor's personal nbgrader settings out, and
+    # nbgrader runs helper commands (alembic) that live next to this Python, maybe off PATH.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(course_dir / ".jupyter"), "PATH": path}
+    # One run for all lessons (a glob nbgrader expands itself): its start-up is the slow part.
+    command = [sys.executable, "-m", "nbgrader", "generate_assignment", "[0-9]*", "--force"]
+    result = subprocess.run(command, cwd=course_dir, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        log = (result.stdout + result.stderr).strip().splitlines()[-15:]
+        raise ReleaseError("nbgrader generate_assignment failed:\n" + "\n".join(log))
+
+
+def release_notebooks(lessons_dir: Path, out_dir: Path) -> list[str]:
+    """Release every lesson with nbgrader, flat into ``out_dir``; return the notebook names."""
+    lessons = find_lessons(lessons_dir)
+    if not lessons:
+        raise ReleaseError(f"no lessons (NN_name/NN_name.ipynb) in {lessons_dir}")
+    shipped_by: dict[str, str] = {}  # file name in the handout -> the lesson that ships it
+    with tempfile.TemporaryDirectory(prefix="minilb-course-") as tmp:
+        course_dir = Path(tmp)
+        shutil.copy(lessons_dir / "nbgrader_config.py", course_dir)
+        for lesson in lessons:
+            check_solution_markers(lesson / f"{lesson.name}.ipynb")
+            ignore = shutil.ignore_patterns(*SKIPPED_NAMES)
+            shutil.copytree(lesson, course_dir / lesson.name, ignore=ignore)
+        generate_assignments(course_dir)
+        for lesson in lessons:
+            release_dir = course_dir / "release" / lesson.name
+            for file in sorted(path for path in release_dir.rglob("*") if path.is_file()):
+                name = file.relative_to(release_dir).as_posix()
+                if name in shipped_by:
+                    first = shipped_by[name]
+                    raise ReleaseError(f"lessons {first} and {lesson.name} both ship {name}")
+                shipped_by[name] = lesson.name
+                if file.suffix == ".ipynb":
+                    data = soften_top_level_stubs(normalised_notebook(file))
+                else:
+                    data = file.read_bytes()
+                (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
+                (out_dir / name).write_bytes(data)
+    return sorted(name for name in shipped_by if name.endswith(".ipynb"))
+
+
+def write_templates(templates_dir: Path, out_dir: Path, notebooks: list[str]) -> None:
+    """The handout's README.md and pyproject.toml, filled in from ``templates_dir``."""
+    values = {
+        "version": __version__,
+        "notebooks": "\n".join(f"- `{name}`" for name in notebooks),
+        "first_notebook": notebooks[0],
+    }
+    for name in ("README.md", "pyproject.toml"):
+        template = Template((templates_dir / name).read_text(encoding="utf-8"))
+        (out_dir / name).write_text(template.substitute(values), encoding="utf-8")
+
+
+def replace_contents(out_dir: Path, built_dir: Path) -> None:
+    """Make ``out_dir`` hold exactly what is in ``built_dir`` (stale files go)."""
+    if out_dir.exists():
+        if any(out_dir.iterdir()) and not (out_dir / "minilb" / "__init__.py").exists():
+            raise ReleaseError(f"{out_dir} is not empty and holds no handout: not overwriting it")
+        for child in out_dir.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    shutil.copytree(built_dir, out_dir, dirs_exist_ok=True)
+
+
+def release(out_dir: Path, lessons_dir: Path = KIT_DIR / "lessons") -> list[str]:
+    """Build the handout into ``out_dir``; return the released notebooks' names."""
+    if not (lessons_dir / "nbgrader_config.py").is_file():
+        raise ReleaseError(
+            f"no lessons/nbgrader_config.py at {lessons_dir}: `minilb release` builds the "
+            "handout from the course kit, it does not run inside a handout"
+        )
+    with tempfile.TemporaryDirectory(prefix="minilb-starter-") as tmp:
+        built_dir = Path(tmp)
+        notebooks = release_notebooks(lessons_dir, built_dir)
+        release_package(built_dir / "minilb")
+        write_templates(lessons_dir / "handout", built_dir, notebooks)
+        replace_contents(out_dir, built_dir)
+    return notebooks
+
+
+def run(args: argparse.Namespace) -> int:
+    notebooks = release(args.out.resolve(), args.lessons.resolve())
+    print(f"released {len(notebooks)} notebooks and the stubbed package into {args.out}")
+    return 0
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:
-    pass
+    parser = subcommands.add_parser(
+        "release", help="build the student handout (starter/) from the lessons"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=KIT_DIR / "starter", help="handout folder (default: starter/)"
+    )
+    parser.add_argument(
+        "--lessons", type=Path, default=KIT_DIR / "lessons", help="lessons (default: lessons/)"
+    )
+    parser.set_defaults(handler=run)

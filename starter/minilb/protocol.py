@@ -1,0 +1,122 @@
+"""The wire format, defined once (DESIGN section 5).
+
+A request is exactly two ASCII bytes ``<type><length>``: type ``V``, ``P`` or ``M``, length a
+digit ``1``-``9`` (``b"M5"``). A server echoes the same two bytes once the work is done. Any
+error is answered with one line ``ERR <reason>\\n``, then the connection is closed.
+"""
+
+import socket
+import time
+
+from minilb.costs import REQUEST_TYPES, Request
+
+REQUEST_SIZE = 2
+WIRE_LENGTHS = range(1, 10)
+
+
+class ProtocolError(ValueError):
+    """A message that breaks the wire format; the text says what is wrong."""
+
+
+def encode_request(request: tuple[str, int]) -> bytes:
+    """``("M", 5)`` -> ``b"M5"``; raises ``ProtocolError`` if it cannot go on the wire."""
+    request_type, length = request
+    if request_type not in REQUEST_TYPES or length not in WIRE_LENGTHS:
+        raise ProtocolError(f"{request!r} cannot be sent: type V, P or M and length 1-9 only")
+    return f"{request_type}{length}".encode("ascii")
+
+
+def error_reply(reason: str) -> bytes:
+    """The one-line error reply: ``ERR <reason>\\n`` (the reason kept on one line)."""
+    return b"ERR " + " ".join(reason.split()).encode("ascii", "replace") + b"\n"
+
+
+# Every valid message, so the framework can check a message with one lookup (it must not rely
+# on parse_request: that is an exercise, and stubbed in the student handout).
+WIRE_REQUESTS: dict[bytes, Request] = {
+    f"{t}{n}".encode("ascii"): Request(t, n) for t in REQUEST_TYPES for n in WIRE_LENGTHS
+}
+
+
+def decode_request(data: bytes) -> Request:
+    """The framework's check of a message: the ``Request``, or ``ProtocolError``."""
+    request = WIRE_REQUESTS.get(bytes(data))
+    if request is None:
+        raise ProtocolError(
+            f"bad request {bytes(data)!r}: expected 2 bytes, a type V, P or M and a length 1-9"
+        )
+    return request
+
+
+def parse_request(data: bytes) -> Request:
+    """Turn two bytes from the wire into a ``Request``; ``ProtocolError`` says what is wrong.
+
+    >>> parse_request(b"M5")
+    Request(type='M', length=5)
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# Socket helpers shared by the servers, the balancer and the clients. Every read has a deadline:
+# a peer that goes silent must never block us for ever.
+
+MAX_REPLY = 256  # an echo is 2 bytes and an error line is short; anything longer is junk
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:8000"`` -> ``("127.0.0.1", 8000)``; ``ValueError`` says what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"bad address {text!r}: expected HOST:PORT, for example 127.0.0.1:8000")
+    return host, int(port)
+
+
+def open_listener(host: str = "127.0.0.1", port: int = 0, backlog: int = 1024) -> socket.socket:
+    """A listening TCP socket; port 0 lets the system pick a free port."""
+    return socket.create_server((host, port), backlog=backlog)
+
+
+def recv_exactly(sock: socket.socket, size: int, timeout: float) -> bytes:
+    """Read exactly ``size`` bytes within ``timeout`` seconds.
+
+    Raises ``TimeoutError`` when the deadline passes and ``ConnectionError`` when the peer closes
+    early, so a caller can tell a slow peer from a dead one.
+    """
+    deadline = time.monotonic() + timeout
+    data = b""
+    while len(data) < size:
+        sock.settimeout(max(deadline - time.monotonic(), 0.0) or 1e-6)
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError(f"peer closed after {len(data)} of {size} bytes")
+        data += chunk
+    return data
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    """All the peer sends until it closes (at most ``MAX_REPLY`` bytes), within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while len(data) < MAX_REPLY:
+        sock.settimeout(max(deadline - time.monotonic(), 0.0) or 1e-6)
+        chunk = sock.recv(MAX_REPLY - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def close_with(sock: socket.socket, data: bytes = b"") -> None:
+    """Send ``data`` (best effort), then close so the peer sees the end at once.
+
+    ``shutdown`` matters with forking: a forked child may still hold a copy of this socket, and
+    only ``shutdown`` (not ``close``) ends the connection for every copy.
+    """
+    try:
+        if data:
+            sock.sendall(data)
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # the peer is already gone: nothing left to tell it
+    sock.close()

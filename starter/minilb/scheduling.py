@@ -1,0 +1,73 @@
+"""Online scheduling: the makespan, the greedy rule that picks a server, and greedy schedules.
+
+The greedy rule (DESIGN section 4): a request costing ``c[i]`` on server ``i`` would finish at
+``g[i] = max(now, f[i]) + c[i]``. Choose the server that
+
+1. minimises the resulting makespan ``max(g[i], max of f[j] for j != i)``; among ties,
+2. minimises ``g[i]`` (the request itself finishes earliest); among ties,
+3. has the lowest index.
+"""
+
+from collections.abc import Sequence
+
+from minilb.costs import DEFAULT_FLEET, check_fleet, check_request, processing_time
+
+
+def _check_times(finish_times: Sequence[float], fleet: Sequence[str]) -> list[float]:
+    times = list(finish_times)
+    if len(times) != len(fleet):
+        raise ValueError(
+            f"finish_times has {len(times)} entries but the fleet has {len(fleet)} servers"
+        )
+    return times
+
+
+def makespan(finish_times: Sequence[float]) -> float:
+    """The largest finish time over all servers (0 for an empty list).
+
+    >>> makespan([3, 7.5, 2])
+    7.5
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def choose_server(
+    finish_times: Sequence[float],
+    request: tuple[str, int],
+    fleet: Sequence[str] = DEFAULT_FLEET,
+    now: float = 0.0,
+) -> int:
+    """Index of the server the greedy rule picks for ``request`` at time ``now``.
+
+    >>> choose_server([0, 0, 0], ("M", 4))   # the Music server finishes it first
+    2
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def greedy_assign(
+    requests: Sequence[tuple[str, int]], fleet: Sequence[str] = DEFAULT_FLEET
+) -> list[int]:
+    """The server of each request when the greedy rule places them in order, all at time 0.
+
+    >>> greedy_assign([("M", 1), ("V", 2), ("P", 3)])
+    [2, 0, 1]
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def finish_times(
+    requests: Sequence[tuple[str, int]],
+    assignment: Sequence[int],
+    fleet: Sequence[str] = DEFAULT_FLEET,
+) -> list[float]:
+    """Each server's finish time when the batch ``requests`` all arrive at time 0.
+
+    >>> finish_times([("M", 1), ("V", 2), ("P", 3)], [2, 0, 1])
+    [2.0, 3.0, 1.0]
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError()

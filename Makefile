@@ -30,7 +30,9 @@ bench: $(STAMP) system-packages
 	@bash .ci/system-packages haproxy
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# The lessons take their exercise code from the reference package, then the handout is built.
 release: $(STAMP)
+	$(PY) lessons/sync_from_reference.py
 	$(VENV)/bin/minilb release
 
 mutation: $(STAMP) system-packages

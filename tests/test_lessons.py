@@ -7,6 +7,8 @@ Each solution cell must be the reference function, character for character up to
 import ast
 import importlib
 import inspect
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -195,3 +197,12 @@ def test_notebook_runs_headless_with_all_visible_tests_passing_and_draws(lesson)
         if cell.metadata.get("nbgrader", {}).get("grade"):
             printed = "".join(o.get("text", "") for o in cell.outputs)
             assert "passed" in printed, f"{lesson}: {cell.metadata.nbgrader['grade_id']} silent"
+
+
+def test_notebook_code_taken_from_the_reference_is_up_to_date():
+    """Exercise and given functions in the notebooks are the reference package's, verbatim."""
+    script = Path(__file__).resolve().parent.parent / "lessons" / "sync_from_reference.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -33,7 +33,9 @@ def test_simulating_greedy_agrees_with_the_exercise_functions():
 def test_round_robin_takes_turns_and_fastest_kind_avoids_slow_servers():
     assert Schedule.simulate(BATCH, RoundRobin()).assignment == [0, 1, 2, 0, 1, 2, 0, 1]
     fastest = Schedule.simulate(BATCH, fastest_kind).assignment
-    assert all((server == 2) == (request[0] == "M") for server, request in zip(fastest, BATCH, strict=True))
+    assert all(
+        (server == 2) == (request[0] == "M") for server, request in zip(fastest, BATCH, strict=True)
+    )
 
 
 def test_bad_placements_are_refused():

@@ -92,7 +92,7 @@ def parse_backends(specs: Sequence[str]) -> list[Backend]:
         if not sep:
             raise ValueError(f"bad server {spec!r}: expected KIND@HOST:PORT (VP@127.0.0.1:9001)")
         kinds.append(check_kind(kind))
-        addresses.append(parse_address(address))
+        addresses.append(_resolve(parse_address(address)))
     if not kinds:
         raise ValueError("the balancer needs at least one server")
     return [Backend(*b) for b in zip(server_names(kinds), kinds, addresses, strict=True)]
@@ -304,7 +304,7 @@ class Balancer:
                 self._fail(client, request_id, "no server available: all are down", request)
                 return
             try:
-                backend = socket.create_connection(self.backends[server].address, CONNECT_TIMEOUT)
+                backend = _connect(self.backends[server].address)
                 backend.sendall(encode_request(request))
                 break
             except OSError:
@@ -444,6 +444,29 @@ def read_access_log(path: str) -> list[dict]:
             )
             record.update({k: v for k, v in event.items() if k != "event"})
     return list(records.values())
+
+
+def _resolve(address: tuple[str, int]) -> tuple[str, int]:
+    """The numeric address of ``(host, port)``, looked up once at start."""
+    try:
+        info = socket.getaddrinfo(*address, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise ValueError(f"cannot resolve server host {address[0]!r}: {error}") from None
+    return info[0][4][0], address[1]
+
+
+def _connect(address: tuple[str, int]) -> socket.socket:
+    """A connection to ``address``; plain ``connect`` rather than ``create_connection``, which
+    looks the host up again for every request (a measurable share of the balancer's CPU)."""
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    backend = socket.socket(family, socket.SOCK_STREAM)
+    backend.settimeout(CONNECT_TIMEOUT)
+    try:
+        backend.connect(address)
+    except OSError:
+        backend.close()
+        raise
+    return backend
 
 
 def _reachable(address: tuple[str, int], timeout: float = CONNECT_TIMEOUT) -> bool:

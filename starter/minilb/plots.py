@@ -60,7 +60,7 @@ def _draw(ax: plt.Axes, schedule: Schedule, title: str, labels: list[str]) -> No
     ax.text(
         schedule.makespan,
         len(labels) - 0.45,
-        f" makespan {schedule.makespan:g}",
+        f" makespan {schedule.makespan:.4g}",
         color="crimson",
         va="bottom",
         fontsize=9,
@@ -138,5 +138,5 @@ def text_timeline(
     lines = [
         f"{label:>10} |{''.join(row).rstrip()}" for label, row in zip(labels, rows, strict=True)
     ]
-    lines.append(f"{'':>10} +{'-' * width} makespan {schedule.makespan:g}")
+    lines.append(f"{'':>10} +{'-' * width} makespan {schedule.makespan:.4g}")
     return "\n".join(lines)

@@ -50,7 +50,7 @@ def measure(address, pid, requests, concurrency):
 
 
 class LeanBalancer:
-    """``python -m minilb.balancer`` in its own process: only the balancer's modules loaded."""
+    """``minilb balancer`` in its own process (the CLI loads only the balancer's modules)."""
 
     def __init__(self, fleet, servers, unit):
         pairs = zip(fleet, servers, strict=True)
@@ -60,8 +60,9 @@ class LeanBalancer:
     def __enter__(self):
         self.dir = tempfile.mkdtemp(prefix="minilb-bench-")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "minilb.balancer", "--port", "0", "--unit", str(self.unit),
-             "--log", os.path.join(self.dir, "access.log"), "--servers", *self.specs],
+            [sys.executable, "-m", "minilb.cli", "balancer", "--port", "0",
+             "--unit", str(self.unit), "--log", os.path.join(self.dir, "access.log"),
+             "--servers", *self.specs],
             stdout=subprocess.PIPE, text=True,
         )
         line = self.process.stdout.readline()

@@ -11,10 +11,11 @@ import time
 import nbformat
 import pytest
 
-from minilb.balancer import Backend, Balancer, load_policy, read_access_log
+from minilb.balancer import Backend, Balancer, read_access_log
 from minilb.cli import main
 from minilb.client import CLASSIC_WORKLOADS, parse_workload, send_bytes, send_request
 from minilb.cluster import Cluster, fork_process, stop_process
+from minilb.policies import load_policy
 from minilb.protocol import WIRE_REQUESTS, open_listener
 from minilb.servers import FifoServer
 

@@ -27,7 +27,6 @@ gets ``ERR``. Down servers are re-checked every second, so a restarted server co
 """
 
 import argparse
-import copy
 import gc
 import json
 import os
@@ -41,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from minilb.costs import Request, check_kind
+from minilb.policies import check_policy, load_policy, reference_policy
 from minilb.protocol import (
     REQUEST_SIZE,
     ProtocolError,
@@ -106,28 +106,6 @@ def server_names(kinds: Sequence[str]) -> list[str]:
         counts[kind] += 1
         names.append(f"{kind.lower()}{counts[kind]}")
     return names
-
-
-def reference_policy() -> Policy:
-    from minilb.scheduling import choose_server
-
-    return choose_server
-
-
-def check_policy(policy: Policy, fleet: Sequence[str]) -> None:
-    """Fail early and clearly if ``policy`` is still a stub (or crashes on a simple request)."""
-    probe = copy.deepcopy(policy)  # a stateful policy (round-robin) must not lose its turn
-    try:
-        server = probe([0.0] * len(fleet), Request("V", 1), tuple(fleet), 0.0)
-    except NotImplementedError:
-        raise ValueError(
-            "the policy is not implemented yet (NotImplementedError): implement choose_server "
-            "in minilb/scheduling.py or your notebook, or pass --policy round-robin"
-        ) from None
-    except Exception as error:
-        raise ValueError(f"the policy failed on a simple request: {error!r}") from None
-    if not isinstance(server, int) or not 0 <= server < len(fleet):
-        raise ValueError(f"the policy returned {server!r}, not a server index 0..{len(fleet) - 1}")
 
 
 class Balancer:
@@ -494,61 +472,6 @@ def _say(message: str) -> None:
 
 # Command line -----------------------------------------------------------------------------
 
-def load_policy(spec: str) -> Policy:
-    """``greedy``, ``round-robin``, ``fastest-kind``, ``module:function`` or ``file.ipynb``."""
-    from minilb import policies
-
-    if spec == "greedy":
-        return reference_policy()
-    if spec == "round-robin":
-        return policies.RoundRobin()
-    if spec == "fastest-kind":
-        return policies.fastest_kind
-    if spec.endswith(".ipynb"):
-        return notebook_policy(spec)
-    module_name, sep, function_name = spec.partition(":")
-    if not sep:
-        raise ValueError(
-            f"unknown policy {spec!r}: use greedy, round-robin, fastest-kind, "
-            "module:function or a notebook path"
-        )
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"cannot load policy {spec!r}: {error}") from None
-
-
-def notebook_policy(path: str) -> Policy:
-    """``choose_server`` defined by a notebook's code cells (demo and test cells skipped)."""
-    import nbformat
-
-    if not os.path.exists(path):
-        raise ValueError(f"notebook {path!r} not found")
-    notebook = nbformat.read(path, as_version=4)
-    namespace: dict = {"__name__": "__notebook__"}
-    for cell in notebook.cells:
-        grader = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or "demo" in cell.metadata.get("tags", []):
-            continue
-        if grader.get("grade") and not grader.get("solution"):
-            continue  # a visible test cell: it may fail on purpose while the student works
-        source = "\n".join(
-            line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))
-        )
-        try:
-            exec(compile(source, path, "exec"), namespace)
-        except NotImplementedError:
-            continue
-        except Exception as error:
-            raise ValueError(f"a code cell of {path} failed: {error!r}") from None
-    policy = namespace.get("choose_server")
-    if not callable(policy):
-        raise ValueError(f"{path} defines no function choose_server")
-    return policy
-
-
 def register(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser("balancer", help="run the forking load balancer")
     add_arguments(parser)
@@ -583,24 +506,3 @@ def _run(args: argparse.Namespace) -> int:
     print(f"listening on {host}:{port}", flush=True)
     balancer.serve_forever()
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m minilb.balancer ...``: the same command in a lean process.
-
-    Every fork copies the page tables of everything loaded; ``minilb balancer`` also loads the
-    other commands' libraries, this entry point only what the balancer needs, so forking (the
-    bulk of the CPU per request) is cheaper.
-    """
-    parser = argparse.ArgumentParser(prog="python -m minilb.balancer")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except ValueError as error:
-        print(f"minilb balancer: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

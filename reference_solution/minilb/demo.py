@@ -20,11 +20,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from minilb.balancer import load_policy, server_names
+from minilb.balancer import server_names
 from minilb.client import CLASSIC_WORKLOADS, Exchange, parse_workload
 from minilb.cluster import Cluster
 from minilb.costs import DEFAULT_FLEET, Request
-from minilb.policies import RoundRobin
+from minilb.policies import RoundRobin, load_policy
 from minilb.timeline import Placement, Policy, Schedule, service_time
 
 DEFAULT_UNIT = 0.5  # seconds per time unit: the classic run then takes about 10 s

@@ -3,16 +3,19 @@
 lower_bound (4): never above the true optimum (2) and never below the simple bound
 ``max(largest fastest time, total fastest time / servers)`` (1.5), on every instance below and
 40 more random batches; invalid input raises ValueError (0.5).
-optimal_makespan (6): small batches on the default fleet (2.5); batches on which greedy and
-longest-first are not optimal (2); other fleets, lengths above 9, empty and single batches
-(1.5). A case is right when the value is the true optimum and the assignment achieves it; a
-right value with an assignment that does not achieve it earns half.
+optimal_makespan (6): small batches on the default fleet (2); batches on which greedy and
+longest-first are not optimal (1.5); batches whose optimum lies at least 2 above the lower bound,
+so that stopping at the bound or a search that narrows the gap wrongly shows (1.5); other
+fleets, lengths above 9, empty and single batches (1). A case is right when the value is the
+true optimum and the assignment achieves it; a right value with an assignment that does not
+achieve it earns half.
 
 Sizes, so that an honest exact solver (brute force with a little pruning, or branch and bound)
 passes within the 10 s allowed per call: at most 10 requests on three servers, 8 on two or four
 servers, 5 on ten servers, 6 on one server.
 """
 
+import math
 import random
 from collections.abc import Sequence
 from functools import cache
@@ -36,7 +39,7 @@ from autograder.hidden.common import (
     wrong,
 )
 from minilb.costs import DEFAULT_FLEET, FACTORS, REQUEST_TYPES
-from minilb.optimal import optimal_makespan
+from minilb.optimal import lower_bound, optimal_makespan
 from minilb.scheduling import finish_times, greedy_assign
 
 LESSON = "03_optimal_makespan"
@@ -91,11 +94,21 @@ def instances() -> dict[str, list[Args]]:
         greedy = schedule_makespan(requests, greedy_assign(requests))
         if best < greedy and best < longest_first_makespan(requests):
             heuristics_fail.append((requests,))
+    above_bound = []
+    while len(above_bound) < 6:
+        requests = _batch(rng, rng.randint(4, 9), rng.choice([9, 20]))
+        if optimum(requests) >= math.ceil(lower_bound(requests)) + 2:
+            above_bound.append((requests,))
     sizes = {1: 6, 2: 8, 4: 8, len(TEN_SERVERS): 5}
     other = [(_batch(rng, sizes[len(fleet)]), fleet) for fleet in OTHER_FLEETS]
     other += [(_batch(rng, rng.randint(4, 8), 12), ["VP", "M"]) for _ in range(6)]
     other += [([],), ([["P", 7]],), (_batch(rng, 7, longest=30),), (_batch(rng, 6, 60), FLEET)]
-    return {"small": small, "heuristics fail": heuristics_fail, "other": other}
+    return {
+        "small": small,
+        "heuristics fail": heuristics_fail,
+        "above the bound": above_bound,
+        "other": other,
+    }
 
 
 # --- lower_bound ------------------------------------------------------------------------------
@@ -184,10 +197,12 @@ def _diagnose_optimum(responses: list[Response]) -> list[str]:
 
 def grade_optimal_makespan(student: Student) -> ExerciseResult:
     groups = [
-        Group("small batches on the default fleet", 2.5, INSTANCES["small"], _judge_optimum),
-        Group("batches on which greedy and longest-first are not optimal", 2,
+        Group("small batches on the default fleet", 2, INSTANCES["small"], _judge_optimum),
+        Group("batches on which greedy and longest-first are not optimal", 1.5,
               INSTANCES["heuristics fail"], _judge_optimum),
-        Group("other fleets, lengths above 9, empty and single batches", 1.5,
+        Group("batches whose optimum lies well above the lower bound", 1.5,
+              INSTANCES["above the bound"], _judge_optimum),
+        Group("other fleets, lengths above 9, empty and single batches", 1,
               INSTANCES["other"], _judge_optimum),
     ]  # fmt: skip
     return grade_exercise(

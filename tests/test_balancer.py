@@ -1,5 +1,6 @@
 """The forking balancer over real sockets on loopback (DESIGN section 6)."""
 
+import json
 import os
 import signal
 import socket
@@ -53,6 +54,26 @@ def in_background(fn, *args):
     thread = threading.Thread(target=lambda: result.setdefault("value", fn(*args)))
     thread.start()
     return thread, result
+
+
+def test_the_access_log_has_one_complete_line_per_request(tmp_path):
+    with Cluster(unit=0.002) as cluster:
+        replies = cluster.send([("V", 1), ("M", 2), ("P", 3)], concurrency=3)
+        assert all(reply.ok for reply in replies)
+        assert send_bytes(cluster.address, b"X9").startswith(b"ERR")
+        log_path = cluster.log_path
+        stop_process(cluster.balancer_pid)
+        cluster.balancer_pid = None
+        with open(log_path) as log:
+            lines = [json.loads(line) for line in log]
+    assert len(lines) == 4
+    served = [line for line in lines if line["error"] is None]
+    assert sorted(line["request"] for line in served) == ["M2", "P3", "V1"]
+    for line in served:
+        assert {"server", "start", "finish", "measured_finish"} <= line.keys()
+        assert line["arrival"] <= line["start"] < line["finish"]
+    [failed] = [line for line in lines if line["error"]]
+    assert "bad request" in failed["error"]
 
 
 def test_every_reply_reaches_the_client_that_sent_it():

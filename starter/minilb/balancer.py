@@ -14,12 +14,12 @@ request still has its own backend connection, owned by its child, which waits fo
 relays it to the client and exits. Never share one backend socket between concurrent requests:
 that was the original seed's bug (replies reached the wrong client).
 
-Access log: JSON lines, written with one ``os.write`` on an ``O_APPEND`` file so lines from the
-parent and its children never interleave. The parent writes ``{"event": "placed", ...}`` when
-it decides (request, server, predicted start and finish, in time units since the balancer
-started) and ``"failed"`` when it answers ``ERR``; the child writes ``"done"`` with the measured
-finish. ``read_access_log`` joins them into one record per request. Two lines instead of one let
-the demo show each server's queue while it runs.
+Access log: JSON lines, one per request, written when the request ends (by the child once it
+has the echo, by the parent when it answers ``ERR``): request, server, predicted start and
+finish (time units since the balancer started), measured finish, retried, error. Each line is
+one ``os.write`` on an ``O_APPEND`` file, so lines of concurrent children never interleave. An
+optional decisions log gets a line the moment the parent places a request, so the demo can show
+each server's queue while it runs; ``read_access_log`` reads both.
 
 Failures: a backend that refuses the connection, or whose child sees it close or time out before
 the echo, is marked down; the request is retried once on another live server, else the client
@@ -118,6 +118,7 @@ class Balancer:
         unit: float = 1.0,
         policy: Policy | None = None,
         log_path: str | None = None,
+        decisions_path: str | None = None,
         max_children: int = MAX_CHILDREN,
         read_timeout: float = READ_TIMEOUT,
     ) -> None:
@@ -132,9 +133,8 @@ class Balancer:
         check_policy(self.policy, [b.kind for b in self.backends])
         self.max_children = max_children
         self.read_timeout = read_timeout
-        self.log_fd = None
-        if log_path is not None:
-            self.log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.log_fd = _open_log(log_path)
+        self.decisions_fd = _open_log(decisions_path)
         self.schedule = Schedule(tuple(b.kind for b in self.backends))
         self.t0 = time.monotonic()
         self.next_id = 0
@@ -294,15 +294,16 @@ class Balancer:
                     return
         retried = retried or bool(tried)
         placed = self.schedule.place(request, server, now)
-        self._log(
-            id=request_id, event="placed", request=str(request), server=self.backends[server].name,
-            server_index=server, arrival=now, start=placed.start, finish=placed.finish,
-            retried=retried,
-        )
+        decision = {
+            "id": request_id, "request": str(request), "server": self.backends[server].name,
+            "server_index": server, "arrival": now, "start": placed.start,
+            "finish": placed.finish, "retried": retried,
+        }  # fmt: skip
+        _write_line(self.decisions_fd, decision)
         wait = (placed.finish - now) * self.unit
         pid = os.fork()
         if pid == 0:
-            self._child(client, backend, request, request_id, reply_timeout=2 * wait + 5.0)
+            self._child(client, backend, request, decision, reply_timeout=2 * wait + 5.0)
         backend.close()
         self.children[pid] = _InFlight(client, request, request_id, server, retried)
 
@@ -330,7 +331,7 @@ class Balancer:
         client: socket.socket,
         backend: socket.socket,
         request: Request,
-        request_id: int,
+        decision: dict,
         reply_timeout: float,
     ) -> None:
         """Runs in the forked child: wait for the echo, relay it, log, exit. Never returns."""
@@ -348,7 +349,8 @@ class Balancer:
                 code = EXIT_BACKEND_FAILED
                 return
             # Log before replying: once a client has its reply, its log line is complete.
-            self._log(id=request_id, event="done", measured_finish=self.clock())
+            record = {**decision, "measured_finish": self.clock(), "error": None}
+            _write_line(self.log_fd, record)
             close_with(client, reply)
         finally:
             os._exit(code)  # skip the parent's cleanup (atexit, buffers): it is not ours
@@ -392,7 +394,8 @@ class Balancer:
                 _say(f"server {backend.name} at {_fmt(backend.address)} is back")
 
     def _fail(self, client: socket.socket, request_id: int, reason: str, what: object) -> None:
-        self._log(id=request_id, event="failed", request=str(what), error=reason)
+        record = {"id": request_id, "request": str(what), "server": None, "error": reason}
+        _write_line(self.log_fd, record)
         client.setblocking(True)
         client.settimeout(1.0)
         close_with(client, error_reply(reason))
@@ -401,27 +404,34 @@ class Balancer:
         self.next_id += 1
         return self.next_id
 
-    def _log(self, **record: object) -> None:
-        if self.log_fd is not None:
-            os.write(self.log_fd, (json.dumps(record) + "\n").encode())
 
 
-def read_access_log(path: str) -> list[dict]:
-    """One record per request (in order of first appearance), joining the log's events.
+def _open_log(path: str | None) -> int | None:
+    return None if path is None else os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+
+def _write_line(fd: int | None, record: dict) -> None:
+    if fd is not None:
+        os.write(fd, (json.dumps(record) + "\n").encode())
+
+
+def read_access_log(path: str, decisions_path: str | None = None) -> list[dict]:
+    """One record per request, in request order.
 
     A record has ``id``, ``request``, ``server``, ``start``, ``finish`` (predicted, in units),
-    ``measured_finish`` (None unless it succeeded), ``error`` (None unless it failed) and
-    ``retried``.
+    ``measured_finish`` (None until it succeeded), ``error`` (None unless it failed) and
+    ``retried``. With ``decisions_path``, requests placed but not finished are included too.
     """
     records: dict[int, dict] = {}
-    with open(path) as log:
-        for line in log:
-            event = json.loads(line)
-            record = records.setdefault(
-                event["id"], {"measured_finish": None, "error": None, "retried": False}
-            )
-            record.update({k: v for k, v in event.items() if k != "event"})
-    return list(records.values())
+    for log_path in (decisions_path, path):
+        if log_path is None or not os.path.exists(log_path):
+            continue
+        with open(log_path) as log:
+            for line in log:
+                record = json.loads(line)
+                defaults = {"measured_finish": None, "error": None, "retried": False}
+                records.setdefault(record["id"], defaults).update(record)
+    return [records[key] for key in sorted(records)]
 
 
 def _resolve(address: tuple[str, int]) -> tuple[str, int]:
@@ -490,6 +500,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="greedy (default), round-robin, fastest-kind, module:function or a notebook",
     )
     parser.add_argument("--log", default="-", help="access log file (default: standard output)")
+    parser.add_argument(
+        "--decisions", default=None, help="also log each decision as it is made (JSON lines)"
+    )
     parser.add_argument("--max-children", type=int, default=MAX_CHILDREN)
     parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT)
 
@@ -500,7 +513,7 @@ def _run(args: argparse.Namespace) -> int:
     listener = open_listener(args.host, args.port)
     balancer = Balancer(
         listener, backends, args.unit, policy, "/dev/stdout" if args.log == "-" else args.log,
-        args.max_children, args.read_timeout,
+        args.decisions, args.max_children, args.read_timeout,
     )
     host, port = listener.getsockname()[:2]
     print(f"listening on {host}:{port}", flush=True)

@@ -92,6 +92,7 @@ class Cluster:
         self.address: tuple[str, int] = (host, 0)
         self.workdir = tempfile.mkdtemp(prefix="minilb-cluster-")
         self.log_path = os.path.join(self.workdir, "access.log")
+        self.decisions_path = os.path.join(self.workdir, "decisions.log")
         self.final_log: list[dict] | None = None  # kept when the workdir goes
 
     def __enter__(self) -> "Cluster":
@@ -118,7 +119,8 @@ class Cluster:
         ]
         # Built in this process so that a bad policy fails here, with a clear message.
         balancer = Balancer(
-            listener, backends, self.unit, self.policy, self.log_path, **self.balancer_options
+            listener, backends, self.unit, self.policy, self.log_path, self.decisions_path,
+            **self.balancer_options,
         )
         self.balancer_pid = fork_process(balancer.serve_forever)
         listener.close()
@@ -153,9 +155,8 @@ class Cluster:
         return run_hosts(self.address, workloads)
 
     def access_log(self) -> list[dict]:
-        """One record per request so far (also after the cluster has stopped)."""
+        """One record per request so far, queued ones included (also after the cluster has
+        stopped)."""
         if self.final_log is not None:
             return self.final_log
-        if not os.path.exists(self.log_path):
-            return []
-        return read_access_log(self.log_path)
+        return read_access_log(self.log_path, self.decisions_path)

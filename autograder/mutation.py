@@ -27,6 +27,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from rich.console import Console
+from rich.progress import track
+
 from autograder.contract import LESSONS, StudentCallError
 from autograder.hidden.common import is_number
 from autograder.hidden.lesson03 import optimum, simple_bound
@@ -409,13 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     candidates = mutants()[: args.limit or None]
     verdicts = []
-    for number, mutant in enumerate(candidates, 1):
+    for mutant in track(candidates, description="grading mutants", console=Console(stderr=True)):
         verdict = grade_mutant(mutant)
         if not verdict.killed:
             verdict = Verdict(mutant, verdict.score, verdict.max_score, explain_survivor(mutant))
         verdicts.append(verdict)
-        print(f"\rmutant {number}/{len(candidates)}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
     report = args.out / "mutation_report.md"
     summary = write_report(verdicts, time.monotonic() - started, report)
     print(f"{summary}\nreport: {report}")

@@ -7,8 +7,10 @@ process, so a policy object may keep state between calls (round-robin remembers 
 is).
 """
 
+import contextlib
 import copy
 import importlib
+import io
 import os
 from collections.abc import Sequence
 
@@ -107,7 +109,8 @@ def notebook_policy(path: str) -> Policy:
             line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))
         )
         try:
-            exec(compile(source, path, "exec"), namespace)
+            with contextlib.redirect_stdout(io.StringIO()):  # the notebook's prints are noise here
+                exec(compile(source, path, "exec"), namespace)
         except NotImplementedError:
             continue
         except Exception as error:

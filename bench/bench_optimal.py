@@ -72,7 +72,7 @@ def median_ratio(theirs, ours):
 
 
 def main() -> int:
-    console = Console()
+    console = Console(width=max(Console().width, 100))  # a pipe is 80 wide: too narrow
     table = Table(title="exact batch makespan, default fleet, single thread: median over seeds")
     for column in ("requests", "lengths", "ours", "CP-SAT", "HiGHS", "CP-SAT/ours", "HiGHS/ours"):
         table.add_column(column, justify="right")

@@ -3,7 +3,8 @@
 All 27 valid messages give the right type and an ``int`` length (4). Invalid messages raise
 ``ProtocolError`` or another ``ValueError``: a wrong size, empty included (2); an unknown type,
 lowercase included (2); a length that is not a digit 1-9, including the bytes just outside
-``'1'..'9'`` that character-code arithmetic lets through (2).
+``'1'..'9'`` that character-code arithmetic lets through (1.5); a ``str`` instead of bytes
+(0.5).
 """
 
 from autograder.contract import Exercise, ExerciseResult, Student
@@ -65,8 +66,10 @@ def grade_parse_request(student: Student) -> ExerciseResult:
         Group("unknown request types (lowercase too)", 2, [(wire(d),) for d in types],
               _rejects("a type other than V, P or M (lowercase included)"),
               invalid_inputs=True),
-        Group("lengths that are not a digit 1-9", 2, [(wire(d),) for d in lengths],
+        Group("lengths that are not a digit 1-9", 1.5, [(wire(d),) for d in lengths],
               _rejects("a length other than the digits 1-9"), invalid_inputs=True),
+        Group("text instead of bytes", 0.5, [("M5",), ("V12",)],
+              _rejects("data that is not bytes (the str 'M5')"), invalid_inputs=True),
     ]  # fmt: skip
     return grade_exercise(LESSON, "parse_request", student, groups)
 

@@ -31,8 +31,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from autograder.contract import LESSONS, ExerciseResult
-from autograder.notebook import NotebookError, code_cells
 from autograder.sandbox import Limits, SandboxedStudent, bubblewrap_works
+from minilb.notebook_cells import NotebookError, code_cells
 
 GRADER_SOURCES = Path(__file__).resolve().parent
 REFERENCE_SOURCES = GRADER_SOURCES.parent / "reference_solution" / "minilb"

@@ -2,11 +2,13 @@
 
 DESIGN section 7: a lesson is graded with the reference versions of earlier lessons' functions.
 So the sandbox gets a copy of the package in which the exercises of earlier lessons keep their
-reference bodies and every other exercise body is stubbed (``raise NotImplementedError()``), the
-way the student handout is. The grading lesson's own solutions never enter the sandbox.
+reference bodies and every other exercise body is stubbed (``raise NotImplementedError()``) by
+the same ``stub_solutions`` that builds the student handout. The grading lesson's own
+solutions never enter the sandbox.
 """
 
 import ast
+import functools
 import hashlib
 import os
 import shutil
@@ -14,9 +16,9 @@ import tempfile
 from pathlib import Path
 
 from autograder.contract import LESSONS
+from minilb.solutions import stub_solutions
 
 REFERENCE_PACKAGE = Path(__file__).resolve().parent.parent / "reference_solution" / "minilb"
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 
 
 def check_lesson(lesson: str) -> str:
@@ -36,6 +38,7 @@ def earlier_exercises(lesson: str) -> list[str]:
     return names
 
 
+@functools.cache  # parsing every reference module is slow, and they cannot change mid-run
 def exercise_modules() -> dict[str, str]:
     """Exercise function name -> the ``minilb`` module that defines it in the reference."""
     wanted = {name for functions in LESSONS.values() for name in functions}
@@ -47,38 +50,7 @@ def exercise_modules() -> dict[str, str]:
     return where
 
 
-def stub_solutions(source: str, keep: set[str]) -> str:
-    """Stub each solution region, except in the functions named in ``keep``.
-
-    A region inside a function becomes ``raise NotImplementedError()``; a region at module
-    level (a solution's helpers) is dropped, unless the module defines a function in ``keep``.
-    """
-    owners = {}  # line number -> the function it sits in
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:  # a notebook cell with IPython magics: then nothing is kept
-        tree = ast.Module(body=[], type_ignores=[])
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef):
-            for number in range(node.lineno, (node.end_lineno or node.lineno) + 1):
-                owners.setdefault(number, node.name)
-    keep_helpers = bool(keep & set(owners.values()))
-    lines, out, skipping = source.splitlines(keepends=True), [], False
-    for number, line in enumerate(lines, start=1):
-        marker = line.strip()
-        owner = owners.get(number)
-        if marker == BEGIN and (owner not in keep if owner else not keep_helpers):
-            indent = line[: len(line) - len(line.lstrip())]
-            if owner:
-                out.append(f"{indent}raise NotImplementedError()\n")
-            skipping = True
-        elif skipping:
-            skipping = marker != END
-        else:
-            out.append(line)
-    return "".join(out)
-
-
+@functools.cache
 def _fingerprint() -> str:
     digest = hashlib.sha256()
     for path in sorted(REFERENCE_PACKAGE.glob("*.py")):
@@ -97,7 +69,8 @@ def lesson_package(lesson: str) -> Path:
     building.chmod(0o755)  # the sandbox may run as an unprivileged user
     (building / "minilb").mkdir()
     for path in sorted(REFERENCE_PACKAGE.glob("*.py")):
-        (building / "minilb" / path.name).write_text(stub_solutions(path.read_text(), keep))
+        stubbed = stub_solutions(path.read_text(), path.name, keep)
+        (building / "minilb" / path.name).write_text(stubbed)
     try:
         building.rename(root)  # atomic: parallel graders never see a half-built package
     except OSError:

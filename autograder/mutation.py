@@ -35,6 +35,7 @@ from autograder.hidden.common import is_number
 from autograder.hidden.lesson03 import optimum, simple_bound
 from autograder.rubric import grade_lesson
 from minilb import costs, optimal, protocol, scheduling
+from minilb.solutions import BEGIN_SOLUTION, END_SOLUTION
 
 EXERCISE_MODULES = (costs, scheduling, optimal, protocol)
 
@@ -45,8 +46,8 @@ LESSONS_BY_FUNCTION = {name: lesson for lesson, names in LESSONS.items() for nam
 def _solution_lines(source: str) -> list[range]:
     """Line ranges between the nbgrader markers at module level (the solution helpers)."""
     lines = source.splitlines()
-    starts = [n for n, line in enumerate(lines, 1) if line == "### BEGIN SOLUTION"]
-    ends = [n for n, line in enumerate(lines, 1) if line == "### END SOLUTION"]
+    starts = [n for n, line in enumerate(lines, 1) if line == BEGIN_SOLUTION]
+    ends = [n for n, line in enumerate(lines, 1) if line == END_SOLUTION]
     return [range(start, end) for start, end in zip(starts, ends, strict=True)]
 
 

@@ -138,10 +138,10 @@ class _ChildGone(Exception):
 class SandboxedStudent:
     """The functions one notebook defines, running in a sandbox (a ``contract.Student``).
 
-    ``cells`` are the notebook's code cells (see ``notebook.code_cells``); use as a context
-    manager so the child is always killed. ``startup_note`` says, in words for the student,
-    why the code could not be loaded (empty when it loaded), and ``cell_errors`` lists cells
-    that raised.
+    ``cells`` are the notebook's code cells (see ``minilb.notebook_cells.code_cells``); use as
+    a context manager so the child is always killed. ``startup_note`` says, in words for the
+    student, why the code could not be loaded (empty when it loaded), and ``cell_errors`` lists
+    cells that raised.
     """
 
     def __init__(self, cells: list[str] | str, lesson: str, limits: Limits | None = None) -> None:

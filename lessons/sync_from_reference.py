@@ -17,11 +17,13 @@ from pathlib import Path
 import nbformat
 
 from autograder.contract import LESSONS
+from autograder.handout import exercise_modules
+from minilb.solutions import BEGIN_SOLUTION, END_SOLUTION
 
 KIT = Path(__file__).resolve().parent.parent
 PACKAGE = KIT / "reference_solution" / "minilb"
-EXERCISE_MODULES = ("costs", "scheduling", "optimal", "protocol")
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+EXERCISE_MODULES = sorted({name.removeprefix("minilb.") for name in exercise_modules().values()})
+BEGIN, END = BEGIN_SOLUTION, END_SOLUTION
 EXERCISES = {name for names in LESSONS.values() for name in names}
 
 

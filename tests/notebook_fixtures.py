@@ -11,7 +11,8 @@ from pathlib import Path
 import nbformat
 
 from autograder.contract import LESSONS
-from autograder.handout import REFERENCE_PACKAGE, exercise_modules, stub_solutions
+from autograder.handout import REFERENCE_PACKAGE, exercise_modules
+from minilb.solutions import stub_solutions
 
 KIT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +48,7 @@ def blank_notebook(lesson: str, path: Path) -> Path:
     solved = nbformat.read(solved_notebook(lesson, path), as_version=4)
     for cell in solved.cells:
         if cell.cell_type == "code":
-            cell.source = stub_solutions(cell.source, keep=set())
+            cell.source = stub_solutions(cell.source)
     nbformat.write(solved, path)
     return path
 

@@ -6,11 +6,11 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import nbformat
 import pytest
+from background import in_background
 
 from minilb.balancer import Backend, Balancer, read_access_log
 from minilb.cli import main
@@ -47,13 +47,6 @@ def wait_for(condition, timeout=10.0):
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.01)
-
-
-def in_background(fn, *args):
-    result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("value", fn(*args)))
-    thread.start()
-    return thread, result
 
 
 def test_the_access_log_has_one_complete_line_per_request(tmp_path):

@@ -9,9 +9,9 @@ from notebook_fixtures import mistaken_notebook
 
 from autograder.contract import LESSONS
 from autograder.mutation import InProcessStudent, mutable_functions
-from autograder.notebook import code_cells
 from autograder.rubric import RUBRIC, grade_lesson
 from autograder.sandbox import SandboxedStudent
+from minilb.notebook_cells import code_cells
 
 SOLUTION = "    ### BEGIN SOLUTION\n"  # an early return after it replaces the whole solution
 

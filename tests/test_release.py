@@ -13,15 +13,8 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from minilb.release import (
-    BEGIN_SOLUTION,
-    END_SOLUTION,
-    ReleaseError,
-    find_lessons,
-    release,
-    replace_contents,
-    stub_solutions,
-)
+from minilb.release import ReleaseError, find_lessons, release, replace_contents
+from minilb.solutions import BEGIN_SOLUTION, END_SOLUTION, stub_solutions
 
 KIT = Path(__file__).resolve().parents[1]
 STARTER = KIT / "starter"

@@ -9,8 +9,8 @@ from notebook_fixtures import reference_source, write_notebook
 import minilb.costs
 from autograder import sandbox
 from autograder.contract import StudentCallError
-from autograder.notebook import NotebookError, code_cells
 from autograder.sandbox import Limits, SandboxedStudent
+from minilb.notebook_cells import NotebookError, code_cells
 
 FAST = Limits(startup_seconds=5, call_seconds=1, notebook_seconds=30)
 TOOLS = """

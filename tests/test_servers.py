@@ -3,10 +3,10 @@
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
+from background import in_background
 
 from minilb.cli import main
 from minilb.client import send_bytes, send_request
@@ -26,13 +26,6 @@ def server():
     listener.close()
     yield address
     stop_process(pid)
-
-
-def in_background(fn, *args):
-    result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("value", fn(*args)))
-    thread.start()
-    return thread, result
 
 
 def test_echoes_after_processing_time(server):

@@ -20,11 +20,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from minilb.balancer import server_names
 from minilb.client import CLASSIC_WORKLOADS, Exchange, parse_workload
 from minilb.cluster import Cluster
-from minilb.costs import DEFAULT_FLEET, Request
+from minilb.costs import DEFAULT_FLEET, Request, server_names
 from minilb.policies import RoundRobin, load_policy
+from minilb.protocol import decode_request
 from minilb.timeline import Placement, Policy, Schedule, service_time
 
 DEFAULT_UNIT = 0.5  # seconds per time unit: the classic run then takes about 10 s
@@ -32,7 +32,7 @@ DEFAULT_UNIT = 0.5  # seconds per time unit: the classic run then takes about 10
 
 def predicted_schedule(log: Sequence[dict], fleet: Sequence[str]) -> Schedule:
     """What the balancer expected for every request it placed (served or still queued)."""
-    return _schedule(
+    return Schedule.from_placements(
         [Placement(_request(r), r["server_index"], r["start"], r["finish"])
          for r in log if "server_index" in r and not r["error"]],
         fleet,
@@ -48,19 +48,11 @@ def measured_schedule(log: Sequence[dict], fleet: Sequence[str]) -> Schedule:
             request, server = _request(r), r["server_index"]
             start = r["measured_finish"] - service_time(fleet[server], request)
             placements.append(Placement(request, server, start, r["measured_finish"]))
-    return _schedule(placements, fleet)
+    return Schedule.from_placements(placements, fleet)
 
 
 def _request(record: dict) -> Request:
-    return Request(record["request"][0], int(record["request"][1:]))
-
-
-def _schedule(placements: list[Placement], fleet: Sequence[str]) -> Schedule:
-    schedule = Schedule(tuple(fleet))
-    for p in placements:
-        schedule.placements.append(p)
-        schedule.finish_times[p.server] = max(schedule.finish_times[p.server], p.finish)
-    return schedule
+    return decode_request(record["request"].encode())
 
 
 def simulate_hosts(

@@ -13,8 +13,10 @@ import importlib
 import io
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from minilb.costs import FACTORS, Request
+from minilb.notebook_cells import code_cells
 from minilb.timeline import Policy
 
 
@@ -93,21 +95,10 @@ def load_policy(spec: str) -> Policy:
 
 def notebook_policy(path: str) -> Policy:
     """``choose_server`` defined by a notebook's code cells (demo and test cells skipped)."""
-    import nbformat
-
     if not os.path.exists(path):
         raise ValueError(f"notebook {path!r} not found")
-    notebook = nbformat.read(path, as_version=4)
     namespace: dict = {"__name__": "__notebook__"}
-    for cell in notebook.cells:
-        grader = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or "demo" in cell.metadata.get("tags", []):
-            continue
-        if grader.get("grade") and not grader.get("solution"):
-            continue  # a visible test cell: it may fail on purpose while the student works
-        source = "\n".join(
-            line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))
-        )
+    for source in code_cells(Path(path)):
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # the notebook's prints are noise here
                 exec(compile(source, path, "exec"), namespace)

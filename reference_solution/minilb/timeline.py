@@ -82,6 +82,18 @@ class Schedule:
         return schedule
 
     @classmethod
+    def from_placements(
+        cls, placements: Iterable[Placement], fleet: Sequence[str] = DEFAULT_FLEET
+    ) -> "Schedule":
+        """A schedule of placements made elsewhere (a balancer's log, say), taken as they are."""
+        schedule = cls(tuple(fleet))
+        for placement in placements:
+            schedule.placements.append(placement)
+            server = placement.server
+            schedule.finish_times[server] = max(schedule.finish_times[server], placement.finish)
+        return schedule
+
+    @classmethod
     def simulate(
         cls,
         requests: Iterable[tuple[str, int]],

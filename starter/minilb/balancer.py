@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from minilb.costs import Request, check_kind
+from minilb.costs import Request, check_kind, server_names
 from minilb.policies import check_policy, load_policy, reference_policy
 from minilb.protocol import (
     REQUEST_SIZE,
@@ -96,16 +96,6 @@ def parse_backends(specs: Sequence[str]) -> list[Backend]:
     if not kinds:
         raise ValueError("the balancer needs at least one server")
     return [Backend(*b) for b in zip(server_names(kinds), kinds, addresses, strict=True)]
-
-
-def server_names(kinds: Sequence[str]) -> list[str]:
-    """The course's names: ``vp1, vp2, m1`` for the default fleet, numbered per kind."""
-    counts = dict.fromkeys(kinds, 0)
-    names = []
-    for kind in kinds:
-        counts[kind] += 1
-        names.append(f"{kind.lower()}{counts[kind]}")
-    return names
 
 
 class Balancer:

@@ -18,6 +18,8 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from nbformat.reader import NotJSONError
 from rich.console import Console
 
+from minilb.notebook_cells import is_demo
+
 DEFAULT_CELL_TIMEOUT = 60.0  # seconds; the lessons' test cells take well under one
 
 
@@ -55,10 +57,6 @@ def load_notebook(path: Path) -> nbformat.NotebookNode:
 
 def nbgrader_info(cell: nbformat.NotebookNode) -> dict:
     return cell.metadata.get("nbgrader", {})
-
-
-def is_demo(cell: nbformat.NotebookNode) -> bool:
-    return "demo" in cell.metadata.get("tags", [])
 
 
 def run_cells(

@@ -27,9 +27,9 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
-from minilb.balancer import Backend, Balancer, read_access_log, server_names
+from minilb.balancer import Backend, Balancer, read_access_log
 from minilb.client import CLASSIC_WORKLOADS, Exchange, run_hosts, send_concurrently
-from minilb.costs import DEFAULT_FLEET, check_fleet
+from minilb.costs import DEFAULT_FLEET, check_fleet, server_names
 from minilb.protocol import open_listener
 from minilb.servers import FifoServer
 from minilb.timeline import Policy

@@ -3,6 +3,7 @@
 Everything else in the kit imports the table from here; it is written down nowhere else.
 """
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 REQUEST_TYPES = ("V", "P", "M")  # Video, Picture, Music
@@ -18,7 +19,19 @@ FACTORS: dict[str, dict[str, int]] = {
 }
 
 DEFAULT_FLEET = ("VP", "VP", "M")
-DEFAULT_SERVER_NAMES = ("vp1", "vp2", "m1")
+
+
+def server_names(kinds: Sequence[str]) -> list[str]:
+    """The course's names: ``vp1, vp2, m1`` for the default fleet, numbered per kind."""
+    counts = dict.fromkeys(kinds, 0)
+    names = []
+    for kind in kinds:
+        counts[kind] += 1
+        names.append(f"{kind.lower()}{counts[kind]}")
+    return names
+
+
+DEFAULT_SERVER_NAMES = tuple(server_names(DEFAULT_FLEET))
 
 
 class Request(NamedTuple):

@@ -18,20 +18,15 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from minilb.costs import DEFAULT_FLEET, DEFAULT_SERVER_NAMES, TYPE_NAMES  # noqa: E402
+from minilb import costs  # noqa: E402
 from minilb.timeline import Schedule  # noqa: E402
 
 TYPE_COLOURS = {"V": "#4C72B0", "P": "#55A868", "M": "#DD8452"}
 
 
 def server_labels(fleet: Sequence[str], names: Sequence[str] | None = None) -> list[str]:
-    """``vp1 (VP)``-style labels; the default fleet gets the course's server names."""
-    if names is None:
-        names = (
-            DEFAULT_SERVER_NAMES
-            if tuple(fleet) == DEFAULT_FLEET
-            else [f"s{i}" for i in range(len(fleet))]
-        )
+    """``vp1 (VP)``-style labels, with the names the balancer gives the servers."""
+    names = costs.server_names(fleet) if names is None else names
     return [f"{name} ({kind})" for name, kind in zip(names, fleet, strict=True)]
 
 
@@ -100,7 +95,7 @@ def gantt(
     for ax in axes[:-1, 0]:
         ax.set_xlabel("")
     figure.legend(
-        handles=[Patch(color=c, label=TYPE_NAMES[t]) for t, c in TYPE_COLOURS.items()],
+        handles=[Patch(color=c, label=costs.TYPE_NAMES[t]) for t, c in TYPE_COLOURS.items()],
         loc="upper right",
         ncols=3,
         fontsize=8,

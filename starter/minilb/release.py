@@ -20,49 +20,16 @@ from string import Template
 import nbformat
 
 from minilb import __version__
-
-BEGIN_SOLUTION = "### BEGIN SOLUTION"
-END_SOLUTION = "### END SOLUTION"
-STUB_LINES = ("# YOUR CODE HERE", "raise NotImplementedError()")  # what nbgrader writes too
+from minilb.solutions import (
+    BEGIN_SOLUTION,
+    STUB_LINES,
+    ReleaseError,
+    stub_solutions,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 KIT_DIR = PACKAGE_DIR.parent.parent  # reference_solution/minilb -> the kit
 SKIPPED_NAMES = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
-
-
-class ReleaseError(ValueError):
-    """The handout cannot be built; the text says why."""
-
-
-def stub_solutions(source: str, filename: str = "<source>") -> str:
-    """``source`` with each solution region replaced by a stub at the region's indentation.
-
-    A region at column 0 encloses whole top-level definitions (a solution's private helpers):
-    it is dropped, together with the blank lines after it.
-    """
-    kept: list[str] = []
-    region_start = 0  # line number of the open region's BEGIN marker, 0 outside a region
-    skip_blank_lines = False
-    for number, line in enumerate(source.splitlines(keepends=True), start=1):
-        marker = line.strip()
-        if marker == BEGIN_SOLUTION:
-            if region_start:
-                raise ReleaseError(f"{filename}:{number}: solution region opened inside another")
-            region_start = number
-            indent = line[: len(line) - len(line.lstrip())]
-            if indent:
-                kept += [f"{indent}{stub}\n" for stub in STUB_LINES]
-        elif marker == END_SOLUTION:
-            if not region_start:
-                raise ReleaseError(f"{filename}:{number}: {END_SOLUTION} without {BEGIN_SOLUTION}")
-            skip_blank_lines = not line[0].isspace()
-            region_start = 0
-        elif not region_start and not (skip_blank_lines and not marker):
-            skip_blank_lines = False
-            kept.append(line)
-    if region_start:
-        raise ReleaseError(f"{filename}:{region_start}: solution region is never closed")
-    return "".join(kept).rstrip("\n") + "\n"
 
 
 def release_package(out_package: Path) -> None:

@@ -21,12 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-LESSONS: dict[str, tuple[str, ...]] = {
-    "01_cost_matrix": ("processing_time", "cost_matrix"),
-    "02_greedy_balancing": ("makespan", "choose_server", "greedy_assign", "finish_times"),
-    "03_optimal_makespan": ("lower_bound", "optimal_makespan"),
-    "04_sockets_and_forking": ("parse_request",),
-}
+from minilb.exercises import LESSONS as LESSONS  # the exercise API, defined once
 
 CallFailure = Literal["raised", "timeout", "crashed", "missing", "not-plain-data"]
 
@@ -56,8 +51,15 @@ class Student(Protocol):
     def has(self, function: str) -> bool:
         """Whether the notebook defines a callable with this name."""
 
-    def call(self, function: str, *args: Any, timeout: float = 5.0) -> Any:
-        """Call the student's function with plain-data arguments; plain data comes back."""
+    def call(
+        self, function: str, *args: Any, timeout: float = 5.0, harness: str | None = None
+    ) -> Any:
+        """Call the student's function with plain-data arguments; plain data comes back.
+
+        With ``harness`` (Python source defining ``run(function, *args)``), the child runs
+        ``run(student_function, *args)`` instead: for exercises that take sockets, which cannot
+        cross the pipe. The harness builds them inside the sandbox and returns plain data.
+        """
 
 
 @dataclass

@@ -180,7 +180,9 @@ class SandboxedStudent:
     def has(self, function: str) -> bool:
         return function in self.functions
 
-    def call(self, function: str, *args: Any, timeout: float = 5.0) -> Any:
+    def call(
+        self, function: str, *args: Any, timeout: float = 5.0, harness: str | None = None
+    ) -> Any:
         if self.startup_note:
             raise StudentCallError(self._startup_kind, message=self.startup_note)
         if self._timeouts.get(function, 0) >= self.limits.timeouts_per_function:
@@ -194,6 +196,8 @@ class SandboxedStudent:
                 raise StudentCallError(self._startup_kind, message=self.startup_note)
         self._next_id += 1
         request = {"id": self._next_id, "function": function, "args": _to_wire(list(args))}
+        if harness is not None:
+            request["harness"] = harness
         seconds = min(timeout, self.limits.call_seconds, remaining)
         try:
             self._send(request)

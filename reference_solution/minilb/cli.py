@@ -18,6 +18,7 @@ COMMANDS = {
     "schedule": ("minilb.schedule_command", "greedy vs optimal schedule of a batch of requests"),
     "server": ("minilb.servers", "run one simulated FIFO server"),
     "balancer": ("minilb.balancer", "run the forking load balancer"),
+    "relay": ("minilb.relay", "run a forking relay in front of servers (lesson 4)"),
     "client": ("minilb.client", "send requests to the balancer"),
     "hosts": ("minilb.client", "run closed-loop client hosts (default: the classic five)"),
     "demo": ("minilb.demo", "the live demo: servers, balancer, hosts, live view, report"),

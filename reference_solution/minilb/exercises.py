@@ -22,8 +22,9 @@ LESSONS: dict[str, tuple[str, ...]] = {
 LESSON_OF: dict[str, str] = {name: lesson for lesson, names in LESSONS.items() for name in names}
 
 
-class ExerciseNotDone(Exception):
-    """A command needs an exercise the student has not written yet."""
+class ExerciseNotDone(ValueError):
+    """A command needs an exercise the student has not written yet (the CLI prints it as a
+    one-line error, like every other bad input)."""
 
     def __init__(self, function: str) -> None:
         lesson = LESSON_OF.get(function, "?")

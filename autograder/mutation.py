@@ -30,6 +30,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import track
 
+from autograder.child import bind_harness
 from autograder.contract import LESSONS, StudentCallError
 from autograder.hidden.common import is_number
 from autograder.hidden.lesson03 import optimum, simple_bound
@@ -116,13 +117,18 @@ class InProcessStudent:
     def has(self, function: str) -> bool:
         return callable(self.namespace.get(function))
 
-    def call(self, function: str, *args: Any, timeout: float = 5.0) -> Any:
+    def call(
+        self, function: str, *args: Any, timeout: float = 5.0, harness: str | None = None
+    ) -> Any:
         if not self.has(function):
             raise StudentCallError("missing", message=function)
         plain_args = _from_wire(json.loads(json.dumps(args)))
+        target = self.namespace[function]
+        if harness is not None:  # the same binding the sandboxed child makes
+            target = bind_harness(harness, target)
         try:
             with time_limit(min(timeout, self.max_timeout)):
-                result = self.namespace[function](*plain_args)
+                result = target(*plain_args)
         except CallTimeout:
             raise StudentCallError("timeout") from None
         except Exception as error:

@@ -106,3 +106,71 @@ def test_a_broken_exercise_cell_is_blamed_not_its_test():
     runs = {0: CellError("SyntaxError", "invalid syntax"), 1: CellError("NameError", "f")}
     result = judge("f", runs, solution=0, test=1)
     assert result.status == "error" and "SyntaxError" in result.detail
+
+
+def small_notebook(path: Path, extra: list[tuple[str, list[str]]]) -> Path:
+    """A one-exercise notebook (passing) with markdown between the cells, then ``extra``:
+    (source, tags) code cells."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    solution = "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"
+    exercise = nbformat.v4.new_code_cell(solution)
+    exercise.metadata["nbgrader"] = {"solution": True, "grade": False, "grade_id": "f"}
+    test = nbformat.v4.new_code_cell("assert f() == 1, 'f() should be 1'\nprint('passed')")
+    test.metadata["nbgrader"] = {"grade": True, "grade_id": "test_f", "points": 1}
+    notebook.cells = [nbformat.v4.new_markdown_cell("# title"), exercise,
+                      nbformat.v4.new_markdown_cell("text"), test]  # fmt: skip
+    for source, tags in extra:
+        notebook.cells.append(nbformat.v4.new_markdown_cell("more text"))
+        cell = nbformat.v4.new_code_cell(source)
+        if tags:
+            cell.metadata["tags"] = tags
+        notebook.cells.append(cell)
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_a_clean_small_notebook_passes(tmp_path, capsys):
+    code, out, _ = check(capsys, small_notebook(tmp_path / "ok.ipynb", [("y = 2", [])]))
+    assert code == 0, out
+    assert "f: ✓ passed" in out and "1 of 1 exercises pass" in out
+
+
+def test_any_cell_that_raises_fails_the_check_named_as_jupyter_numbers_it(tmp_path, capsys):
+    # Code cells: [1] the exercise, [2] its test, [3] fine, [4] raises. Markdown cells
+    # between them do not count: Jupyter shows [4] beside the failing cell after Run All.
+    extra = [("y = 2", []), ("undefined_name + 1", [])]
+    code, out, _ = check(capsys, small_notebook(tmp_path / "broken.ipynb", extra))
+    assert code == 1, "a notebook whose cell raised must never exit 0"
+    assert "f: ✓ passed" in out  # the exercise itself is fine...
+    assert "cell [4] (undefined_name + 1) raised NameError" in out  # ...but cell [4] is not
+    assert "does not run cleanly" in out
+
+
+def test_a_check_cell_runs_even_when_it_is_a_demo_and_its_failure_counts(tmp_path, capsys):
+    extra = [
+        ("raise RuntimeError('a demo: never run by minilb check')", ["demo"]),
+        ("assert f() == 2, 'the live relay answered [wrong]'", ["demo", "check"]),
+        ("assert True", ["check"]),
+    ]
+    code, out, _ = check(capsys, small_notebook(tmp_path / "checks.ipynb", extra))
+    assert code == 1
+    assert "RuntimeError" not in out, "a cell tagged only demo must be skipped"
+    # Rich markup must not eat brackets in the student's message.
+    assert "cell [4] (assert f() == 2, 'the live relay answered [wrong]') failed: " in out
+    assert "1 demo cell skipped" in out
+
+
+def test_a_passing_check_cell_and_a_skipped_failing_demo_still_pass(tmp_path, capsys):
+    extra = [("raise RuntimeError('demo')", ["demo"]), ("assert f() == 1", ["check", "demo"])]
+    code, out, _ = check(capsys, small_notebook(tmp_path / "fine.ipynb", extra))
+    assert code == 0, out
+
+
+def test_check_cells_are_not_graded_code(tmp_path):
+    from minilb.notebook_cells import code_cells
+
+    path = small_notebook(tmp_path / "n.ipynb", [("CHECKED = 1", ["check"]), ("GIVEN = 1", [])])
+    sources = code_cells(path)
+    assert any("GIVEN" in source for source in sources)
+    assert not any("CHECKED" in source for source in sources)

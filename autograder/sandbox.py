@@ -5,12 +5,14 @@ bubblewrap: every namespace unshared (no network, its own PIDs, so it cannot eve
 grader), an unprivileged user so the process limit applies, read-only views of only the Python
 installation, third-party packages and this lesson's copy of ``minilb``; an empty private /tmp.
 CPU time, memory, processes, open files and file sizes are capped with rlimits, and the whole
-process tree dies with the sandbox. Where bubblewrap cannot run, the child runs with the same
-rlimits in its own session (and a warning, once).
+process tree dies with the sandbox. Where bubblewrap cannot run, grading refuses
+(``require_isolation``) unless the instructor accepts the weaker ``jail.py`` (root only: the same
+view of the files, no network, a throwaway user id, but no PID namespace).
 
 A call that times out or kills the child costs only that call: the child is killed and a fresh
 one (same code) answers the next call. A function that timed out twice is not called again, and
-a notebook gets a total time budget, so a hanging submission cannot stall a class.
+a notebook gets a total time budget, so a hanging submission cannot stall a class. Every live
+child is registered, so a grader that is told to stop can kill them all (``kill_live``).
 """
 
 import functools
@@ -20,7 +22,6 @@ import resource
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import sysconfig
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autograder import child
+from autograder import child, jail
 from autograder.contract import LESSONS, StudentCallError
 from autograder.handout import earlier_exercises, exercise_modules, lesson_package
 
@@ -56,7 +57,7 @@ class Limits:
     reply_bytes: int = 16 << 20
 
 
-def _set_limits(limits: Limits, drop_root: bool) -> None:
+def _set_limits(limits: Limits) -> None:
     for name, value in ((resource.RLIMIT_CPU, limits.cpu_seconds),
                         (resource.RLIMIT_AS, limits.memory_bytes),
                         (resource.RLIMIT_NPROC, limits.processes),
@@ -64,41 +65,42 @@ def _set_limits(limits: Limits, drop_root: bool) -> None:
                         (resource.RLIMIT_FSIZE, limits.file_bytes),
                         (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(name, (value, value))
-    if drop_root:  # without bubblewrap's user namespace, root would ignore the process limit
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
 
 
 def _python() -> str:
     return os.path.realpath(sys.executable)
 
 
-def _others_can_run(path: str) -> bool:
-    """Whether an unprivileged user could run ``path`` (every directory on the way searchable)."""
-    parts = Path(path).parents
-    return all(os.stat(part).st_mode & stat.S_IXOTH for part in (Path(path), *parts))
-
-
 def _site_packages() -> str:
     return sysconfig.get_paths()["purelib"]
+
+
+def layout(package_dir: Path) -> list[jail.Mount]:
+    """What the child may see, as (kind, source, target): the same for bubblewrap and the jail."""
+    mounts: list[jail.Mount] = []
+    for system_dir in ("/usr", "/lib", "/lib64", "/bin"):
+        if os.path.islink(system_dir):
+            mounts.append(("symlink", os.readlink(system_dir), system_dir))
+        elif os.path.isdir(system_dir):
+            mounts.append(("bind", system_dir, system_dir))
+    prefix = os.path.realpath(sys.base_prefix)
+    if not prefix.startswith("/usr/"):
+        mounts.append(("bind", prefix, prefix))
+    return mounts + [("bind", _site_packages(), SITE_MOUNT),
+                     ("bind", str(package_dir), PACKAGE_MOUNT)]
 
 
 def _bwrap_command(package_dir: Path) -> list[str]:
     command = ["bwrap", "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid",
                str(NOBODY), "--die-with-parent", "--new-session", "--disable-userns"]
-    for system_dir in ("/usr", "/lib", "/lib64", "/bin"):
-        if os.path.islink(system_dir):
-            command += ["--symlink", os.readlink(system_dir), system_dir]
-        elif os.path.isdir(system_dir):
-            command += ["--ro-bind", system_dir, system_dir]
-    prefix = os.path.realpath(sys.base_prefix)
-    if not prefix.startswith("/usr/"):
-        command += ["--ro-bind", prefix, prefix]
-    command += ["--ro-bind", _site_packages(), SITE_MOUNT, "--ro-bind", str(package_dir),
-                PACKAGE_MOUNT, "--proc", "/proc", "--dev", "/dev", "--size", str(64 << 20),
-                "--tmpfs", "/tmp", "--chdir", "/tmp", "--"]
-    return command
+    for kind, source, target in layout(package_dir):
+        command += ["--symlink" if kind == "symlink" else "--ro-bind", source, target]
+    return command + ["--proc", "/proc", "--dev", "/dev", "--size", str(64 << 20),
+                      "--tmpfs", "/tmp", "--chdir", "/tmp", "--"]
+
+
+def _jail_layout(package_dir: Path) -> list[jail.Mount]:
+    return [*layout(package_dir), ("bind", os.devnull, os.devnull)]
 
 
 @functools.cache
@@ -113,10 +115,65 @@ def bubblewrap_works() -> bool:
                 return True
         except (OSError, subprocess.TimeoutExpired):
             pass
-    warnings.warn("bubblewrap is not available here: student code runs with process limits "
-                  "only, without namespaces (install the Debian package bubblewrap)",
-                  RuntimeWarning, stacklevel=2)
+    warnings.warn("bubblewrap is not available here: student code cannot be isolated by it "
+                  "(install the Debian package bubblewrap)", RuntimeWarning, stacklevel=2)
     return False
+
+
+def jail_works() -> bool:
+    """Whether the fallback jail can run here (root, allowed to mount); probed once."""
+    if os.getuid() != 0:
+        return False
+    root = Path(tempfile.gettempdir()) / f"minilb-jail-probe-{os.getpid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    try:
+        return jail.works(_python(), str(root),
+                          tuple(_jail_layout(lesson_package(next(iter(LESSONS))))))
+    finally:
+        root.rmdir()
+
+
+class SandboxRefused(ValueError):
+    """Student code cannot be isolated here as asked: the message says what to do."""
+
+
+def require_isolation(allow_unsafe: bool) -> str:
+    """How student code will be isolated ("bubblewrap" or "jail"), or ``SandboxRefused``."""
+    if bubblewrap_works():
+        return "bubblewrap"
+    if not allow_unsafe:
+        raise SandboxRefused(
+            "bubblewrap cannot run here, so student code could read the hidden tests: install "
+            "it (apt-get install bubblewrap) and allow unprivileged user namespaces, or pass "
+            "--unsafe-no-sandbox to accept a weaker sandbox (needs root: private mounts, no "
+            "network, a throwaway user id, no PID namespace)")
+    if not jail_works():
+        raise SandboxRefused(
+            "--unsafe-no-sandbox needs root and permission to mount (CAP_SYS_ADMIN; in Docker: "
+            "--cap-add SYS_ADMIN) to hide the kit from student code; neither bubblewrap nor "
+            "that works here, so nothing is graded")
+    return "jail"
+
+
+# Live children of this process: pid -> the jail uid (None under bubblewrap). ``kill_live``
+# empties it when the grader is told to stop.
+_LIVE: dict[int, int | None] = {}
+
+
+def _kill_child(pid: int, uid: int | None) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)  # its whole session; bubblewrap's namespace follows
+    except ProcessLookupError:
+        pass
+    if uid is not None:
+        jail.kill_all(uid)  # processes that left the session (setsid) too
+
+
+def kill_live() -> None:
+    """Kill every sandboxed child this process started and has not killed yet."""
+    for pid, uid in list(_LIVE.items()):
+        _kill_child(pid, uid)
+    _LIVE.clear()
 
 
 def _to_wire(value: Any) -> Any:
@@ -161,7 +218,8 @@ class SandboxedStudent:
         self._restarts = -1
         self._timeouts: dict[str, int] = {}
         self._deadline = time.monotonic() + self.limits.notebook_seconds
-        self._scratch: str | None = None
+        self._scratch: str | None = None  # the jail's root (an empty directory)
+        self._jail_uid: int | None = None
 
     def __enter__(self) -> "SandboxedStudent":
         self._start()
@@ -228,24 +286,29 @@ class SandboxedStudent:
         if self._restarts > self.limits.restarts:
             self._startup_kind, self.startup_note = "crashed", "the code crashed too many times"
             return
-        sandboxed = bubblewrap_works()
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", SANDBOX_TAG: "1"}
         python = [_python(), "-I", "-S", "-B", "-c", CHILD_SOURCE]
-        if sandboxed:
-            command, cwd, path = _bwrap_command(self.package_dir) + python, None, [
-                PACKAGE_MOUNT, SITE_MOUNT]
+        if bubblewrap_works():
+            command = _bwrap_command(self.package_dir) + python
+            preexec = functools.partial(_set_limits, self.limits)
         else:
-            self._scratch = self._scratch or tempfile.mkdtemp(prefix="minilb-sandbox-")
-            os.chmod(self._scratch, 0o777)
-            command, cwd, path = python, self._scratch, [str(self.package_dir), _site_packages()]
-        drop_root = not sandboxed and os.getuid() == 0 and _others_can_run(_python())
+            if os.getuid() != 0:
+                raise SandboxRefused("without bubblewrap, student code runs only as root's "
+                                     "jail (see jail.py)")
+            self._scratch = self._scratch or tempfile.mkdtemp(prefix="minilb-jail-")
+            command = python
+            preexec = functools.partial(jail.enter, self._scratch,
+                                        _jail_layout(self.package_dir),
+                                        functools.partial(_set_limits, self.limits))
         self._buffer = b""
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            cwd=cwd, env=env, start_new_session=True,
-            preexec_fn=functools.partial(_set_limits, self.limits, drop_root))
+            env=env, start_new_session=True, preexec_fn=preexec)
+        self._jail_uid = None if command[0] == "bwrap" else jail.uid_of(self._process.pid)
+        _LIVE[self._process.pid] = self._jail_uid
         try:
-            self._send({"cells": self.cells, "given": self.given, "path": path})
+            self._send({"cells": self.cells, "given": self.given,
+                        "path": [PACKAGE_MOUNT, SITE_MOUNT]})
             ready = self._receive(min(self.limits.startup_seconds,
                                       max(0.0, self._deadline - time.monotonic())), None)
         except _ChildGone as gone:
@@ -305,10 +368,8 @@ class SandboxedStudent:
         process, self._process = self._process, None
         if process is None:
             return
-        try:
-            os.killpg(process.pid, signal.SIGKILL)  # its whole session; the namespace follows
-        except ProcessLookupError:
-            pass
+        _kill_child(process.pid, self._jail_uid)
+        _LIVE.pop(process.pid, None)
         process.wait()
         for stream in (process.stdin, process.stdout):
             try:

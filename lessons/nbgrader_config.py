@@ -1,14 +1,21 @@
 """nbgrader settings for the kit's lessons: this folder is the nbgrader course root.
 
 The lessons sit directly in this folder (``01_cost_matrix/01_cost_matrix.ipynb``) rather than
-under nbgrader's usual ``source/``, so an instructor runs, from here::
+under nbgrader's usual ``source/``, so an instructor runs, from here (or ``make nbgrader
+ARGS="..."`` from the kit's root, which puts the kit's venv on PATH)::
 
     nbgrader generate_assignment 01_cost_matrix
     nbgrader autograde 01_cost_matrix     # submissions in submitted/<student>/01_cost_matrix/
 
 ``minilb release`` uses this same file (on a temporary copy of the lessons) to build the
-student handout, so nbgrader and the kit stub the solutions identically.
+student handout, so nbgrader and the kit release exactly the same notebooks. Each exercise's
+points come from the kit's rubric: its autograder cell calls ``autograder.nbgrader_bridge``.
 """
+
+from nbgrader.converters import GenerateAssignment
+from nbgrader.preprocessors import ClearSolutions
+
+from autograder.nbgrader_preprocessors import ClearSolutionsKeepingCellsRunnable
 
 c = get_config()  # noqa: F821 (nbgrader provides get_config when it loads this file)
 
@@ -16,9 +23,18 @@ c.CourseDirectory.source_directory = "."
 # Files nbgrader must not copy into a release: caches and the handout templates.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "handout"]
 
-# The stub the student sees, the same as ``minilb release`` puts into the package.
+# The stub the student sees, the same as ``minilb release`` puts into the package; a column-0
+# region (a solver's helper functions) becomes a comment, so the cell still runs.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.GenerateAssignment.preprocessors = [
+    ClearSolutionsKeepingCellsRunnable if step is ClearSolutions else step
+    for step in GenerateAssignment.class_traits()["preprocessors"].default()
+]
 
-# Lesson 4 starts live servers in some cells; give them time, but never hang a grading run.
-c.Execute.timeout = 120
+# Demo cells (tagged ``demo``: live servers, heavy plots) cost grading time and grade nothing:
+# autograde skips them, as ``minilb grade`` and ``minilb check`` do.
+c.Execute.skip_cells_with_tag = "demo"
+# The first autograder cell grades the whole lesson in the sandbox (seconds; the sandbox caps a
+# notebook at about two and a half minutes). A cell still running after this scores 0.
+c.Execute.timeout = 300
 c.Autograde.create_student = True

@@ -1,4 +1,14 @@
-"""Copy the reference package's functions into the lesson notebooks, so the two never drift.
+"""Keep the lesson notebooks in step with the reference package and the rubric.
+
+1. Code: the reference package is the one source of truth for exercise code (below).
+2. Points: the rubric (``autograder.rubric.RUBRIC``) is the one source of truth for points.
+   After each exercise's visible test (a grade cell worth 0 points: a failing visible assert
+   costs nothing by itself) comes an *autograder cell*, ``grade_<exercise>``, worth the rubric's
+   points, whose hidden-tests region asks ``autograder.nbgrader_bridge`` for the exercise's
+   score, so ``nbgrader autograde`` gives the points ``minilb grade`` gives. In the release
+   the region is stripped and the cell shows only its first comment line.
+
+Code sync, in detail:
 
 The reference package is the one source of truth for exercise code. A notebook cell that
 defines an exercise function, or a private helper (``_name``) of an exercise module, gets that
@@ -6,8 +16,9 @@ function's reference source: in a solution cell with its ``### BEGIN/END SOLUTIO
 a given cell without them (nbgrader refuses markers outside solution cells). A solution cell
 that holds a module-level solution block (a solver's private helpers) gets that block afresh.
 
-    python lessons/sync_from_reference.py          # rewrite the notebooks
+    python lessons/sync_from_reference.py          # rewrite the notebooks (idempotent)
     python lessons/sync_from_reference.py --check  # exit 1 if a notebook is out of date
+    python lessons/sync_from_reference.py 04_sockets_and_forking   # only these lessons
 """
 
 import ast
@@ -18,6 +29,7 @@ import nbformat
 
 from autograder.contract import LESSONS
 from autograder.handout import exercise_modules
+from autograder.rubric import RUBRIC
 from minilb.solutions import BEGIN_SOLUTION, END_SOLUTION
 
 KIT = Path(__file__).resolve().parent.parent
@@ -91,11 +103,67 @@ def _shared_names(block: str, other: str) -> int:
     return len(names(block) & names(other))
 
 
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+
+
+def nbgrader_metadata(grade_id: str, points: float) -> dict:
+    """A locked grade cell's metadata (what nbgrader writes for an "Autograder tests" cell)."""
+    points = int(points) if float(points).is_integer() else float(points)
+    return {"grade": True, "grade_id": grade_id, "locked": True, "points": points,
+            "schema_version": 3, "solution": False}
+
+
+def autograder_source(lesson: str, exercise: str, points: float) -> str:
+    return "\n".join([
+        f"# Graded by the autograder: {points:g} points (hidden tests, run when you hand in)",
+        BEGIN_HIDDEN,
+        "from autograder.nbgrader_bridge import exercise_score",
+        "",
+        f"exercise_score({lesson!r}, {exercise!r})",
+        END_HIDDEN,
+    ])
+
+
+def sync_grading_cells(notebook: nbformat.NotebookNode, lesson: str) -> bool:
+    """Give every rubric exercise of ``lesson`` a 0-point visible test followed by its
+    autograder cell; return whether anything changed."""
+    changed = False
+    cells = notebook.cells
+    for exercise in RUBRIC[lesson]:
+        where = [i for i, cell in enumerate(cells)
+                 if cell.metadata.get("nbgrader", {}).get("grade_id") == exercise.name]
+        if len(where) != 1:
+            raise ValueError(f"{lesson}: {len(where)} solution cells for {exercise.name}")
+        test = cells[where[0] + 1]
+        if test.metadata.get("nbgrader", {}).get("grade_id") != f"test_{exercise.name}":
+            raise ValueError(f"{lesson}: no visible test cell right after {exercise.name}")
+        visible = nbgrader_metadata(f"test_{exercise.name}", 0)
+        if test.metadata["nbgrader"] != visible:
+            test.metadata["nbgrader"], changed = visible, True
+        graded = nbgrader_metadata(f"grade_{exercise.name}", exercise.points)
+        source = autograder_source(lesson, exercise.name, exercise.points)
+        after = where[0] + 2
+        if after < len(cells) and cells[after].metadata.get("nbgrader", {}).get(
+            "grade_id"
+        ) == graded["grade_id"]:
+            cell = cells[after]
+        else:
+            cell = nbformat.v4.new_code_cell(source)
+            cell.id = f"grade-{exercise.name}"  # stable, so that re-running changes nothing
+            cells.insert(after, cell)
+            changed = True
+        if cell.source != source or cell.metadata.get("nbgrader") != graded:
+            cell.source, cell.metadata["nbgrader"], changed = source, graded, True
+    return changed
+
+
 def sync(notebook_path: Path, write: bool) -> bool:
     """Sync one notebook; return whether it was out of date."""
     notebook = nbformat.read(notebook_path, as_version=4)
     functions, blocks = reference_functions()
     changed = False
+    if notebook_path.stem in RUBRIC:
+        changed = sync_grading_cells(notebook, notebook_path.stem)
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
@@ -113,10 +181,11 @@ def sync(notebook_path: Path, write: bool) -> bool:
 
 def main(argv: list[str]) -> int:
     check = "--check" in argv
+    only = [arg for arg in argv if not arg.startswith("--")]
     stale = [
         path.name
         for path in sorted(KIT.glob("lessons/[0-9]*/[0-9]*.ipynb"))
-        if sync(path, write=not check)
+        if (not only or path.stem in only) and sync(path, write=not check)
     ]
     if stale:
         verb = "out of date (run `python lessons/sync_from_reference.py`)" if check else "synced"

@@ -1,0 +1,64 @@
+"""The bridge from nbgrader's autograder cells to the kit's grader: one grading truth.
+
+Each lesson notebook has, after an exercise's visible test, an *autograder cell* (an nbgrader
+grade cell worth the rubric's points) whose hidden-tests region calls::
+
+    exercise_score("02_greedy_balancing", "choose_server")
+
+``nbgrader autograde`` runs that cell in the kernel it started in
+``autograded/<student>/<lesson>/``, next to the notebook being graded. ``exercise_score`` grades
+that notebook file with ``autograder.grade.grade_submission``, the very function behind
+``minilb grade`` and Gradescope (the student's code runs in the sandbox, the hidden tests in this
+process), prints the feedback and returns the exercise's score. The cell's last expression is
+that score, and nbgrader takes a number there as partial credit. The whole lesson is graded
+once per kernel; the other autograder cells of the notebook reuse the result.
+"""
+
+import contextlib
+import sys
+import warnings
+from pathlib import Path
+
+from autograder.grade import LessonGrade, Submission, grade_submission
+
+_graded: dict[tuple[str, Path], LessonGrade] = {}
+
+
+def find_notebook(lesson: str, folder: Path | None = None) -> Path:
+    """The notebook of ``lesson`` in ``folder`` (default: the kernel's working directory)."""
+    folder = Path.cwd() if folder is None else Path(folder)
+    exact = folder / f"{lesson}.ipynb"
+    if exact.is_file():
+        return exact
+    candidates = sorted(path for path in folder.glob("*.ipynb") if path.stem.startswith(lesson))
+    if len(candidates) != 1:
+        found = ", ".join(path.name for path in candidates) or "none"
+        raise FileNotFoundError(f"expected one notebook of {lesson} in {folder}, found {found}")
+    return candidates[0]
+
+
+def lesson_grade(lesson: str, notebook: Path) -> LessonGrade:
+    """The lesson's grade for ``notebook``, computed once per process."""
+    key = (lesson, notebook.resolve())
+    if key not in _graded:
+        # nbgrader gives 0 points to a cell that writes anything to stderr: the grader's own
+        # warnings (no bubblewrap on this machine, say) go to stdout with the feedback.
+        with contextlib.redirect_stderr(sys.stdout), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _graded[key] = grade_submission(Submission(notebook.parent.name, lesson, notebook))
+    return _graded[key]
+
+
+def exercise_score(lesson: str, exercise: str, notebook: Path | None = None) -> float:
+    """Grade ``exercise`` of ``lesson`` (the whole lesson once), print why, return its score."""
+    grade = lesson_grade(lesson, Path(notebook) if notebook else find_notebook(lesson))
+    result = next((item for item in grade.exercises if item["name"] == exercise), None)
+    if result is None:
+        raise KeyError(f"{exercise} is not an exercise of {lesson} in the rubric")
+    for note in grade.notes:
+        print(note)
+    score, points = result["score"], result["max_score"]
+    print(f"{exercise}: {score:g} of {points:g} points from the hidden tests")
+    for line in result["feedback"]:
+        print(f"- {line}")
+    return score

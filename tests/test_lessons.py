@@ -18,6 +18,7 @@ from nbclient import NotebookClient
 from nbgrader.nbgraderformat.v3 import MetadataValidatorV3
 
 from autograder.contract import LESSONS
+from autograder.rubric import RUBRIC
 
 LESSONS_DIR = Path(__file__).resolve().parents[1] / "lessons"
 EXERCISE_MODULES = ("minilb.costs", "minilb.scheduling", "minilb.optimal", "minilb.protocol")
@@ -134,24 +135,52 @@ def test_solution_cells_are_the_reference_functions(lesson):
         assert signature_of(defined[name], module) == reference_signature(getattr(module, name))
 
 
+def nbgrader_of(cell: nbformat.NotebookNode) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def locked_grade_cell(grade_id: str, points: float) -> dict:
+    return {"solution": False, "grade": True, "locked": True, "grade_id": grade_id,
+            "points": points, "schema_version": 3}
+
+
+HIDDEN = "### BEGIN HIDDEN TESTS\nfrom autograder.nbgrader_bridge import exercise_score\n\n"
+
+
 @pytest.mark.parametrize("lesson", LESSONS)
-def test_each_exercise_is_followed_by_its_visible_test(lesson):
+def test_each_exercise_is_followed_by_its_visible_test_then_its_autograder_cell(lesson):
     cells = notebook(lesson).cells
+    points = {exercise.name: exercise.points for exercise in RUBRIC[lesson]}
     for index, cell in solution_cells(lesson):
         name = cell.metadata.nbgrader["grade_id"]
         test = cells[index + 1]
         assert test.cell_type == "code", f"{lesson}: no test cell right after {name}"
-        metadata = test.metadata.get("nbgrader", {})
-        assert metadata.get("points", 0) > 0, f"{lesson}: test_{name} has no points"
-        assert metadata == {
-            "solution": False,
-            "grade": True,
-            "locked": True,
-            "grade_id": f"test_{name}",
-            "points": metadata["points"],
-            "schema_version": 3,
-        }
+        # Worth nothing by itself: a failing visible assert must not cost the hidden points.
+        assert nbgrader_of(test) == locked_grade_cell(f"test_{name}", 0), (
+            f"{lesson}: test_{name} metadata; run `python lessons/sync_from_reference.py`"
+        )
         assert name in test.source and ("expect" in test.source or "assert" in test.source)
+        if name not in points:
+            continue  # an exercise the rubric does not grade (yet)
+        graded = cells[index + 2]
+        assert nbgrader_of(graded) == locked_grade_cell(f"grade_{name}", points[name]), (
+            f"{lesson}: grade_{name} must be worth the rubric's {points[name]} points; "
+            "run `python lessons/sync_from_reference.py`"
+        )
+        assert f"{HIDDEN}exercise_score({lesson!r}, {name!r})\n### END HIDDEN TESTS" in (
+            graded.source
+        )
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_nbgrader_points_are_the_rubrics(lesson):
+    """What nbgrader adds up per exercise and in total is exactly the rubric."""
+    graded = {
+        nbgrader_of(cell)["grade_id"]: nbgrader_of(cell)["points"]
+        for cell in notebook(lesson).cells
+        if nbgrader_of(cell).get("grade") and nbgrader_of(cell)["points"]
+    }
+    assert graded == {f"grade_{exercise.name}": exercise.points for exercise in RUBRIC[lesson]}
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
@@ -166,9 +195,12 @@ def test_given_code_never_reveals_this_or_a_later_lessons_exercises(lesson):
                 assert LESSON_OF[name] < lesson, f"{lesson} gives away {name}"
                 assert ast.dump(node) == ast.dump(reference[name][1]), f"{lesson}: given {name}"
         for node in ast.walk(tree):
+            # Earlier lessons' exercises come from the package (`minilb release --after`
+            # gives them); this lesson's and later ones would be stubs in the handout.
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("minilb"):
                 imported = {alias.name for alias in node.names} & EXERCISES
-                assert not imported, f"{lesson} imports {imported} from minilb: stubs for students"
+                later = {name for name in imported if LESSON_OF[name] >= lesson}
+                assert not later, f"{lesson} imports {later} from minilb: stubs for students"
             if isinstance(node, ast.Attribute) and node.attr in EXERCISES:
                 assert "minilb" not in ast.unparse(node), f"{lesson} uses {ast.unparse(node)}"
 
@@ -176,7 +208,9 @@ def test_given_code_never_reveals_this_or_a_later_lessons_exercises(lesson):
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_markers_are_only_where_nbgrader_expects_them(lesson):
     for cell in notebook(lesson).cells:
-        assert "HIDDEN TESTS" not in cell.source, f"{lesson}: hidden tests live in autograder/"
+        if "HIDDEN TESTS" in cell.source:  # only the call into autograder/, never a test
+            assert nbgrader_of(cell).get("grade_id", "").startswith("grade_"), lesson
+            assert cell.source.count("\n") == 5, f"{lesson}: hidden tests live in autograder/"
         if not cell.metadata.get("nbgrader", {}).get("solution"):
             assert "### BEGIN SOLUTION" not in cell.source, f"{lesson}: marker in a given cell"
 
@@ -194,9 +228,17 @@ def test_notebook_runs_headless_with_all_visible_tests_passing_and_draws(lesson)
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert images, f"{lesson} drew no figure"
     for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade"):
-            printed = "".join(o.get("text", "") for o in cell.outputs)
-            assert "passed" in printed, f"{lesson}: {cell.metadata.nbgrader['grade_id']} silent"
+        if cell.cell_type != "code":
+            continue
+        grade_id = nbgrader_of(cell).get("grade_id", "")
+        printed = "".join(o.get("text", "") for o in cell.outputs)
+        if grade_id.startswith("test_"):
+            assert "passed" in printed, f"{lesson}: {grade_id} silent"
+        elif grade_id.startswith("grade_"):  # the reference earns every point of the rubric
+            points = nbgrader_of(cell)["points"]
+            assert f"{points:g} of {points:g} points" in printed, f"{lesson}: {printed}"
+            (result,) = [o for o in cell.outputs if o.output_type == "execute_result"]
+            assert float(result.data["text/plain"]) == points
 
 
 def test_notebook_code_taken_from_the_reference_is_up_to_date():

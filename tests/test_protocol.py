@@ -1,4 +1,4 @@
-"""The wire format and the socket helpers (DESIGN section 5)."""
+"""The wire format and the socket helpers (recv_exactly: see test_network.py)."""
 
 import socket
 
@@ -15,7 +15,6 @@ from minilb.protocol import (
     parse_address,
     parse_request,
     read_until_closed,
-    recv_exactly,
 )
 
 BAD_MESSAGES = [b"X1", b"M0", b"m3", b"M", b"", b"M33", b"\xff\x00", b"MA", b"M-"]
@@ -61,24 +60,6 @@ def test_parse_address():
     for bad in ["127.0.0.1", ":80", "host:port", "h:70000"]:
         with pytest.raises(ValueError, match="HOST:PORT"):
             parse_address(bad)
-
-
-def test_recv_exactly_reads_across_chunks_and_reports_early_close():
-    left, right = socket.socketpair()
-    with left, right:
-        right.sendall(b"M")
-        right.sendall(b"3")
-        assert recv_exactly(left, 2, timeout=5) == b"M3"
-        right.sendall(b"V")
-        right.shutdown(socket.SHUT_WR)
-        with pytest.raises(ConnectionError):
-            recv_exactly(left, 2, timeout=5)
-
-
-def test_recv_exactly_times_out_on_a_silent_peer():
-    left, right = socket.socketpair()
-    with left, right, pytest.raises(TimeoutError):
-        recv_exactly(left, 2, timeout=0.05)
 
 
 def test_close_with_sends_then_ends_the_connection():

@@ -1,24 +1,37 @@
-"""Gradescope: ``minilb gradescope-package OUT.zip`` and the grading run inside Gradescope.
+"""Gradescope: ``minilb gradescope-package --lesson NAME OUT.zip`` and the run inside Gradescope.
 
-The zip holds ``setup.sh`` (installs bubblewrap and the Python dependencies), ``run_autograder``
-and the kit's grader sources under ``kit/``: the same sandbox, rubric and hidden tests as
-``minilb grade``. Gradescope unpacks it into ``/autograder/source``; ``run_autograder`` grades
-every notebook in ``/autograder/submission`` and writes ``/autograder/results/results.json``.
-The root ``/autograder`` can be moved with ``AUTOGRADER_ROOT`` (the tests use a temporary one).
-The reference package is put on ``PYTHONPATH``, never installed into site-packages: the
-sandbox shows site-packages to student code.
+A Gradescope assignment grades one lesson (DESIGN section 7: each lesson on its own), so each
+zip is built for one lesson (``--lesson all``: one zip per lesson). It holds ``setup.sh``
+(installs bubblewrap and the Python dependencies), ``run_autograder`` and the kit's grader
+sources under ``kit/``: the same sandbox, rubric and hidden tests as ``minilb grade``. The zip
+is reproducible: sorted entries, fixed timestamps, modes 0644 (0755 for the two scripts), so
+building twice gives the same bytes.
+
+Gradescope unpacks it into ``/autograder/source``; ``run_autograder`` grades the lesson's
+notebook in ``/autograder/submission`` (found by name; other notebooks are ignored, and the
+student is told) and writes ``/autograder/results/results.json``. Where bubblewrap cannot run,
+nothing is graded unless the zip was built with ``--unsafe-no-sandbox``. The root
+``/autograder`` can be moved with ``AUTOGRADER_ROOT`` (the tests use a temporary one). The
+reference package is put on ``PYTHONPATH``, never installed into site-packages: the sandbox
+shows site-packages to student code.
 """
 
+import argparse
 import json
 import sys
 import zipfile
 from pathlib import Path
 
-from autograder.grade import Submission, grade_submission, gradescope_results, lesson_of
+from autograder.contract import LESSONS
+from autograder.grade import Submission, grade_submission, lesson_of
+from autograder.handout import check_lesson
+from autograder.reports import gradescope_results
+from autograder.sandbox import SandboxRefused, require_isolation
 
 KIT = Path(__file__).resolve().parent.parent
 SHIPPED = ("autograder/**/*.py", "reference_solution/minilb/*.py", "pyproject.toml")
-REQUIREMENTS = ("rich>=13",)  # all that grading needs beyond the standard library
+REQUIREMENTS = ("rich>=13", "python-dateutil>=2.8")  # what grading needs beyond the stdlib
+ZIP_TIME = (2024, 1, 1, 0, 0, 0)
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once when it builds the autograder image.
@@ -32,55 +45,105 @@ python3 -m pip install --break-system-packages -r /autograder/source/requirement
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this for every submission; AUTOGRADER_ROOT moves /autograder (for tests).
 set -eu
-root="${AUTOGRADER_ROOT:-/autograder}"
+root="${{AUTOGRADER_ROOT:-/autograder}}"
 kit="$root/source/kit"
 cd "$kit"
-PYTHONPATH="$kit:$kit/reference_solution" exec python3 -m autograder.gradescope "$root"
+PYTHONPATH="$kit:$kit/reference_solution" exec python3 -m autograder.gradescope "$root" \\
+    --lesson {lesson}{unsafe}
 """
 
 
-def build_package(zip_path: Path) -> None:
-    """Write the Gradescope autograder zip."""
+def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int) -> None:
+    info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+    info.create_system = 3  # Unix, so the mode below is honoured
+    info.external_attr = (0o100000 | mode) << 16  # a regular file with this mode
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, data, compresslevel=9)
+
+
+def build_package(zip_path: Path, lesson: str, allow_unsafe: bool = False) -> None:
+    """Write the Gradescope autograder zip for ``lesson``, byte for byte reproducibly."""
+    check_lesson(lesson)
+    entries = {
+        "setup.sh": (SETUP_SH.encode(), 0o755),
+        "run_autograder": (RUN_AUTOGRADER.format(
+            lesson=lesson, unsafe=" --unsafe-no-sandbox" if allow_unsafe else "").encode(),
+            0o755),
+        "requirements.txt": ("\n".join(REQUIREMENTS).encode() + b"\n", 0o644),
+    }
+    for pattern in SHIPPED:
+        for path in KIT.glob(pattern):
+            if "__pycache__" not in path.parts:
+                entries[f"kit/{path.relative_to(KIT)}"] = (path.read_bytes(), 0o644)
     zip_path = Path(zip_path)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
-            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.external_attr = 0o755 << 16  # executable, as Gradescope expects
-            archive.writestr(info, text)
-        archive.writestr("requirements.txt", "\n".join(REQUIREMENTS) + "\n")
-        for pattern in SHIPPED:
-            for path in sorted(KIT.glob(pattern)):
-                if "__pycache__" not in path.parts:
-                    archive.write(path, f"kit/{path.relative_to(KIT)}")
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for name in sorted(entries):
+            _add(archive, name, *entries[name])
 
 
-def grade_gradescope_submission(root: Path) -> dict:
-    """Grade every lesson notebook in ``root/submission``; one results.json for them all."""
-    notebooks = sorted((root / "submission").rglob("*.ipynb"))
-    found = {}
-    for notebook in notebooks:
-        lesson = lesson_of(notebook.stem)
-        if lesson and lesson not in found:
-            found[lesson] = notebook
-    if not found:
-        return {"score": 0.0, "tests": [], "output": "No lesson notebook was found in the "
-                "submission: upload NN_name.ipynb (for example 01_cost_matrix.ipynb)."}
-    results = [gradescope_results(grade_submission(Submission("submission", lesson, path)))
-               for lesson, path in sorted(found.items())]
-    return {"score": round(sum(result["score"] for result in results), 4),
-            "output": "\n".join(result["output"] for result in results if result["output"]),
-            "stdout_visibility": "hidden",
-            "tests": [test for result in results for test in result["tests"]]}
+def build_packages(zip_path: Path, lesson: str | None, allow_unsafe: bool = False) -> list[Path]:
+    """``build_package`` for one lesson, or for each (``lesson == "all"``: OUT-<lesson>.zip)."""
+    zip_path = Path(zip_path)
+    if zip_path.suffix != ".zip":
+        raise ValueError(f"the package must be a .zip file, got {zip_path}")
+    if lesson is None:
+        raise ValueError("a Gradescope assignment grades one lesson: give --lesson NAME (one "
+                         f"of {', '.join(LESSONS)}), or --lesson all for one zip per lesson")
+    if lesson != "all":
+        build_package(zip_path, lesson, allow_unsafe)
+        return [zip_path]
+    paths = [zip_path.with_name(f"{zip_path.stem}-{name}.zip") for name in LESSONS]
+    for name, path in zip(LESSONS, paths, strict=True):
+        build_package(path, name, allow_unsafe)
+    return paths
+
+
+def _find_notebook(submission: Path, lesson: str) -> tuple[Path | None, list[Path]]:
+    """The notebook for ``lesson`` (its exact name first) and the other notebooks uploaded."""
+    notebooks = sorted(path for path in submission.rglob("*.ipynb")
+                       if not any(part.startswith(".") for part in
+                                  path.relative_to(submission).parts))
+    exact = [path for path in notebooks if path.name == f"{lesson}.ipynb"]
+    close = [path for path in notebooks if lesson_of(path.stem) == lesson]
+    chosen = (exact or close or [None])[0]
+    return chosen, [path for path in notebooks if path != chosen]
+
+
+def grade_gradescope_submission(root: Path, lesson: str, allow_unsafe: bool = False) -> dict:
+    """Grade ``lesson``'s notebook in ``root/submission``: the content of results.json.
+
+    Raises ``SandboxRefused`` where student code cannot be isolated as asked."""
+    require_isolation(allow_unsafe)
+    submission = root / "submission"
+    notebook, others = _find_notebook(submission, lesson)
+    results = gradescope_results(grade_submission(Submission("submission", lesson, notebook)))
+    if others:
+        names = ", ".join(str(path.relative_to(submission)) for path in others)
+        results["output"] = "\n".join(filter(None, [
+            results["output"], f"Not graded here (this assignment grades only {lesson}.ipynb): "
+            f"{names}."]))
+    return results
 
 
 def main(argv: list[str]) -> int:
-    root = Path(argv[0] if argv else "/autograder")
-    results = grade_gradescope_submission(root)
-    (root / "results").mkdir(parents=True, exist_ok=True)
-    (root / "results" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    parser = argparse.ArgumentParser(prog="run_autograder")
+    parser.add_argument("root", type=Path, nargs="?", default=Path("/autograder"))
+    parser.add_argument("--lesson", required=True, choices=list(LESSONS))
+    parser.add_argument("--unsafe-no-sandbox", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        results, code = grade_gradescope_submission(args.root, args.lesson,
+                                                    args.unsafe_no_sandbox), 0
+    except SandboxRefused as refused:  # the student sees why; the instructor sees the failure
+        print(f"run_autograder: {refused}", file=sys.stderr)
+        results, code = {"score": 0.0, "tests": [], "output": "The autograder cannot isolate "
+                         "submitted code on this machine, so nothing was graded: please tell "
+                         "your instructor."}, 1
+    (args.root / "results").mkdir(parents=True, exist_ok=True)
+    (args.root / "results" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"score {results['score']:g}")
-    return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -88,3 +88,20 @@ def test_command_line(tmp_path, capsys):
     assert "not a directory" in capsys.readouterr().err
     assert main(["grade", str(submissions), "--out", str(tmp_path / "o"), "--workers",
                  "0"]) == 2
+
+
+def test_one_lesson_only(tmp_path, capsys):
+    submissions, out = make_class(tmp_path / "class"), tmp_path / "out"
+    assert main(["grade", str(submissions), "--out", str(out), "--lesson",
+                 "02_greedy_balancing"]) == 0
+    rows = list(csv.DictReader((out / "grades.csv").open()))
+    assert [(row["student"], row["lesson"], row["score"], row["status"]) for row in rows] == [
+        ("ann", "02_greedy_balancing", "10", "graded"),
+        ("ben", "02_greedy_balancing", "0", "unreadable"),
+        ("cat", "02_greedy_balancing", "0", "missing")]
+    assert "expected 02_greedy_balancing.ipynb" in (out / "feedback" / "cat.md").read_text()
+    assert "01_cost_matrix" not in (out / "feedback" / "ann.md").read_text()
+    assert discover(submissions, "03_optimal_makespan") == [
+        Submission(student, "03_optimal_makespan", None) for student in ("ann", "ben", "cat")]
+    assert main(["grade", str(submissions), "--out", str(out), "--lesson", "07_x"]) == 2
+    assert "unknown lesson" in capsys.readouterr().err

@@ -1,0 +1,114 @@
+"""Due dates and the late policy: when a notebook was handed in, and what lateness costs.
+
+nbgrader writes ``submitted/<student>/<lesson>/timestamp.txt`` when a student submits, in the
+form ``2026-11-30 17:05:12.123456 UTC`` (date, time, then a zone name or a numeric offset).
+``parse_timestamp`` reads it the way nbgrader's own ``nbgrader.utils.parse_utc`` does (with
+dateutil; importing nbgrader itself costs seconds). Times are compared in UTC.
+
+The policy: ``late_days`` counts started days after the due date (one second late is one day),
+each late day costs ``penalty_per_day`` percent of the lesson's maximum, and a notebook more than
+``max_days`` days late scores 0. With the default penalty of 0, lateness is only reported.
+"""
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dateutil.parser
+import dateutil.tz
+
+DAY = timedelta(days=1)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """A timestamp in nbgrader's format (or ISO 8601), as an aware UTC datetime.
+
+    Without a time zone the time is taken as UTC, as nbgrader does."""
+    parts = text.strip().split(" ")
+    try:
+        if len(parts) == 3:  # "date time zone": the zone is a name (UTC, Europe/Paris) or +0100
+            zone: object = dateutil.tz.gettz(parts[2])
+            if parts[2].lstrip("+-").isdigit():
+                stamp = dateutil.parser.parse(" ".join(parts))
+            elif zone is None:
+                raise ValueError(f"unknown time zone {parts[2]!r}")
+            else:
+                stamp = dateutil.parser.parse(" ".join(parts[:2])).replace(tzinfo=zone)
+        else:
+            stamp = dateutil.parser.parse(text.strip())
+    except (ValueError, OverflowError) as error:
+        raise ValueError(f"not a timestamp: {text.strip()!r} ({error})") from None
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+def read_timestamp(notebook: Path) -> datetime | None:
+    """When nbgrader recorded the submission of ``notebook`` (None: no or an unreadable file)."""
+    path = Path(notebook).parent / "timestamp.txt"
+    try:
+        return parse_timestamp(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def read_due_dates(path: Path) -> dict[str, datetime]:
+    """Lesson -> due date, from a TOML (``01_cost_matrix = "2026-12-01 17:00 UTC"``) or JSON
+    file mapping lesson names to timestamps."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        table = json.loads(text) if Path(path).suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"{path} is not a valid due-date file: {error}") from None
+    if not isinstance(table, dict):
+        raise ValueError(f"{path} must map lesson names to due dates")
+    return {str(lesson): due if isinstance(due, datetime) and due.tzinfo else
+            parse_timestamp(str(due)) for lesson, due in table.items()}
+
+
+@dataclass(frozen=True)
+class LatePolicy:
+    """Due dates (one for every lesson and/or one per lesson) and what lateness costs."""
+
+    due: datetime | None = None
+    due_by_lesson: dict[str, datetime] = field(default_factory=dict)
+    penalty_per_day: float = 0.0  # percent of the lesson's maximum score per started late day
+    max_days: int | None = None  # later than this many days: 0 points
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.penalty_per_day <= 100:
+            raise ValueError(f"--late-penalty-per-day must be between 0 and 100, got "
+                             f"{self.penalty_per_day:g}")
+        if self.max_days is not None and self.max_days < 0:
+            raise ValueError(f"--late-max-days must not be negative, got {self.max_days}")
+
+    def due_for(self, lesson: str) -> datetime | None:
+        return self.due_by_lesson.get(lesson, self.due)
+
+
+@dataclass(frozen=True)
+class Lateness:
+    late_days: int
+    penalty: float  # points taken off
+    note: str  # for the student's feedback ("" when on time or no due date applies)
+
+
+def assess(policy: LatePolicy, lesson: str, submitted_at: datetime | None, score: float,
+           max_score: float) -> Lateness:
+    """What lateness costs one notebook that scored ``score`` out of ``max_score``."""
+    due = policy.due_for(lesson)
+    if due is None or submitted_at is None or submitted_at <= due:
+        return Lateness(0, 0.0, "")
+    late_days = math.ceil((submitted_at - due) / DAY)
+    when = f"Handed in {late_days} day{'s' if late_days > 1 else ''} late " \
+           f"(due {due:%Y-%m-%d %H:%M} UTC, submitted {submitted_at:%Y-%m-%d %H:%M} UTC)"
+    if policy.max_days is not None and late_days > policy.max_days:
+        return Lateness(late_days, round(score, 4),
+                        f"{when}: more than {policy.max_days} days late scores 0.")
+    penalty = min(score, max_score * min(100.0, late_days * policy.penalty_per_day) / 100)
+    if penalty <= 0:
+        return Lateness(late_days, 0.0, f"{when}.")
+    return Lateness(late_days, round(penalty, 4),
+                    f"{when}: -{policy.penalty_per_day:g}% of the maximum per late day, "
+                    f"{round(penalty, 2):g} points off.")

@@ -13,7 +13,15 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from minilb.release import ReleaseError, find_lessons, release, replace_contents
+from minilb.exercises import LESSONS as EXERCISES_OF
+from minilb.release import (
+    ReleaseError,
+    find_lessons,
+    kept_exercises,
+    normalised_notebook,
+    release,
+    replace_contents,
+)
 from minilb.solutions import BEGIN_SOLUTION, END_SOLUTION, stub_solutions
 
 KIT = Path(__file__).resolve().parents[1]
@@ -223,8 +231,28 @@ def handout_env(starter: Path) -> dict[str, str]:
 
 
 def is_exercise_test(cell) -> bool:
+    """A visible test (``test_<exercise>``); an autograder cell holds only a comment here."""
     info = cell.metadata.get("nbgrader", {})
-    return bool(info.get("grade")) and not info.get("solution")
+    return bool(info.get("grade")) and info.get("grade_id", "").startswith("test_")
+
+
+def run_notebook(path: Path, starter: Path) -> tuple[nbformat.NotebookNode, dict]:
+    """Run every cell of ``path`` with ``starter``'s package first on the path: the notebook
+    and each failing cell's (exception name, message)."""
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(starter)}}
+    )
+    errors = {}
+    with client.setup_kernel(env=handout_env(starter), stderr=subprocess.DEVNULL):
+        for index, cell in enumerate(notebook.cells):
+            if cell.cell_type != "code":
+                continue
+            try:
+                client.execute_cell(cell, index)
+            except CellExecutionError as error:
+                errors[index] = (error.ename, error.evalue)
+    return notebook, errors
 
 
 @pytest.mark.parametrize("lesson", LESSON_NAMES)
@@ -332,3 +360,62 @@ def test_nbgrader_generates_and_autogrades_a_lesson_as_it_is(tmp_path):
         total = gradebook.find_assignment(lesson).max_score
         assert total > 0
         assert gradebook.find_submission(lesson, "solved").score == total
+
+
+def test_nbgrader_releases_exactly_what_minilb_release_ships(tmp_path, regenerated):
+    """An instructor's own `nbgrader generate_assignment` in lessons/ gives the handout's
+    notebooks cell for cell: no post-processing happens between nbgrader and starter/."""
+    course = tmp_path / "lessons"
+    shutil.copytree(LESSONS, course, ignore=shutil.ignore_patterns(*IGNORED))
+    nbgrader(course, "generate_assignment", "[0-9]*", "--force")
+    for lesson in LESSON_NAMES:
+        released = course / "release" / lesson / f"{lesson}.ipynb"
+        ours = nbformat.reads(normalised_notebook(released).decode(), as_version=4).cells
+        shipped = nbformat.read(regenerated / f"{lesson}.ipynb", as_version=4).cells
+        assert len(ours) == len(shipped), f"{lesson}: {len(ours)} cells, handout {len(shipped)}"
+        for number, (cell, other) in enumerate(zip(ours, shipped, strict=True)):
+            assert (cell.cell_type, cell.source, cell.metadata) == (
+                other.cell_type, other.source, other.metadata
+            ), f"{lesson} cell {number} differs between nbgrader and minilb release"
+
+
+def test_a_column_zero_solution_region_is_released_as_a_comment(regenerated):
+    """Lesson 3's solver helpers sit in a column-0 region: the released cell still runs."""
+    for lesson in LESSON_NAMES:
+        for cell in nbformat.read(regenerated / f"{lesson}.ipynb", as_version=4).cells:
+            lines = cell.source.splitlines()
+            assert "raise NotImplementedError()" not in lines, f"{lesson}: a top-level raise"
+
+
+def test_the_autograder_cells_show_only_their_points_in_the_release(regenerated):
+    for lesson in LESSON_NAMES:
+        for cell in nbformat.read(regenerated / f"{lesson}.ipynb", as_version=4).cells:
+            info = cell.metadata.get("nbgrader", {})
+            if info.get("grade_id", "").startswith("grade_"):
+                assert cell.source == (
+                    f"# Graded by the autograder: {info['points']:g} points "
+                    "(hidden tests, run when you hand in)"
+                )
+
+
+def test_release_after_a_lesson_gives_that_lessons_exercises_in_the_package(tmp_path):
+    out = tmp_path / "after"
+    release(out, after="02_greedy_balancing")
+    given = kept_exercises("02_greedy_balancing")
+    assert given == [*EXERCISES_OF["01_cost_matrix"], *EXERCISES_OF["02_greedy_balancing"]]
+    script = (
+        "from minilb.scheduling import greedy_assign\n"
+        "print(greedy_assign([('M', 1), ('V', 2)]))\n"
+        "from minilb.optimal import lower_bound\n"
+        "try:\n    lower_bound([('V', 1)])\nexcept NotImplementedError:\n    print('stubbed')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], cwd=out, env=handout_env(out),
+                         capture_output=True, text=True, timeout=60)
+    assert run.stdout.split("\n")[:2] == ["[2, 0]", "stubbed"], run.stdout + run.stderr
+    # Lesson 3 then runs with only its own exercises failing, as a student starts it.
+    notebook, errors = run_notebook(out / "03_optimal_makespan.ipynb", out)
+    assert errors, "lesson 3's visible tests should hit its stubs"
+    for index, (name, message) in errors.items():
+        assert name == "NotImplementedError", f"lesson 3 cell {index}: {name}: {message}"
+    with pytest.raises(ReleaseError, match="unknown lesson"):
+        kept_exercises("05_quantum")

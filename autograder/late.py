@@ -63,7 +63,7 @@ def read_due_dates(path: Path) -> dict[str, datetime]:
         raise ValueError(f"{path} is not a valid due-date file: {error}") from None
     if not isinstance(table, dict):
         raise ValueError(f"{path} must map lesson names to due dates")
-    return {str(lesson): due if isinstance(due, datetime) and due.tzinfo else
+    return {str(lesson): due.astimezone(UTC) if isinstance(due, datetime) and due.tzinfo else
             parse_timestamp(str(due)) for lesson, due in table.items()}
 
 

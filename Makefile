@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench release mutation system-packages clean
+.PHONY: demo test lint bench release mutation nbgrader system-packages clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 system-packages:
 	@bash .ci/system-packages bubblewrap
 
-demo: $(STAMP)
+demo: $(STAMP) system-packages
 	$(VENV)/bin/minilb demo
 
 test: $(STAMP) system-packages lint
@@ -34,6 +34,11 @@ bench: $(STAMP) system-packages
 release: $(STAMP)
 	$(PY) lessons/sync_from_reference.py
 	$(VENV)/bin/minilb release
+
+# nbgrader from its course root, lessons/, with the venv first on PATH (nbgrader runs alembic
+# from there, and its kernels must import the kit):  make nbgrader ARGS="autograde 01_cost_matrix"
+nbgrader: $(STAMP) system-packages
+	cd lessons && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" nbgrader $(ARGS)
 
 mutation: $(STAMP) system-packages
 	$(PY) -m autograder.mutation

@@ -1,4 +1,4 @@
-"""The forking balancer over real sockets on loopback (DESIGN section 6)."""
+"""The forking balancer over real sockets on loopback."""
 
 import json
 import os
@@ -11,11 +11,20 @@ import time
 import nbformat
 import pytest
 from background import in_background
+from test_network import student_calls, write_student_notebook
 
+from minilb import network
 from minilb.balancer import Backend, Balancer, read_access_log
 from minilb.cli import main
-from minilb.client import CLASSIC_WORKLOADS, parse_workload, send_bytes, send_request
+from minilb.client import (
+    CLASSIC_WORKLOADS,
+    parse_workload,
+    send_bytes,
+    send_concurrently,
+    send_request,
+)
 from minilb.cluster import Cluster, fork_process, stop_process
+from minilb.exercises import ExerciseNotDone
 from minilb.policies import load_policy
 from minilb.protocol import WIRE_REQUESTS, open_listener
 from minilb.servers import FifoServer
@@ -284,3 +293,69 @@ def test_command_line_balancer(tmp_path):
         process.kill()
         process.wait()
         stop_process(server_pid)
+
+
+def test_command_line_balancer_runs_a_students_functions(tmp_path):
+    listener = open_listener()
+    server = listener.getsockname()[:2]
+    server_pid = fork_process(FifoServer(listener, "VP", 0.002).serve_forever)
+    listener.close()
+    calls = tmp_path / "calls"
+    notebook = write_student_notebook(tmp_path / "mine.ipynb", calls)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "minilb.cli", "balancer", "--port", "0", "--unit", "0.002",
+         "--servers", f"VP@{server[0]}:{server[1]}", "--log", str(tmp_path / "access.log"),
+         "--student", notebook],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        address = ("127.0.0.1", int(line.rsplit(":", 1)[1]))
+        assert all(e.ok for e in send_concurrently(address, ALL_REQUESTS, concurrency=9))
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 0
+    finally:
+        process.kill()
+        process.wait()
+        stop_process(server_pid)
+    assert student_calls(calls) == {"recv_exactly", "spawn_relay_child", "reap_children"}
+
+
+def test_a_stubbed_notebook_gives_one_line_and_exit_code_2(tmp_path):
+    notebook = write_student_notebook(tmp_path / "blank.ipynb", stubs=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "minilb.cli", "balancer", "--port", "0",
+         "--servers", "VP@127.0.0.1:1", "--student", notebook],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        "minilb balancer: error: exercise not done yet: recv_exactly "
+        "(lesson 04_sockets_and_forking)\n"
+    )
+
+
+def test_a_stubbed_relay_function_stops_the_cluster_before_it_serves(monkeypatch):
+    def reap_children():
+        raise NotImplementedError()
+
+    monkeypatch.setattr(network, "reap_children", reap_children)
+    with pytest.raises(ExerciseNotDone, match="reap_children"):
+        Cluster(unit=0.001).__enter__()
+
+
+def test_a_failing_relay_child_gets_err_and_the_server_stays_up(monkeypatch):
+    reference = network.spawn_relay_child
+
+    def buggy_spawn_relay_child(client, backend, timeout, on_reply=None):
+        def crash(reply):
+            raise KeyError("a bug in the relay code")
+
+        return reference(client, backend, timeout, crash)
+
+    monkeypatch.setattr(network, "spawn_relay_child", buggy_spawn_relay_child)
+    with Cluster(fleet=("VP",), unit=0.001) as cluster:
+        for _ in range(2):  # the second is not "all servers down": the server is not to blame
+            reply = send_request(cluster.address, ("V", 1)).reply
+            assert reply == b"ERR the relay child failed (exit code 1)\n"
+        assert [record["retried"] for record in cluster.access_log()] == [False, False]

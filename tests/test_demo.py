@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+from test_network import student_calls, write_student_notebook
+
 from minilb.client import CLASSIC_WORKLOADS, parse_workload
 from minilb.demo import simulate_hosts
 from minilb.policies import RoundRobin
@@ -51,6 +53,27 @@ def test_demo_stops_everything_on_ctrl_c(tmp_path):
     while processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_mentioning(str(tmp_path)) == []
+
+
+def test_demo_runs_a_students_functions(tmp_path):
+    calls = tmp_path / "calls"
+    notebook = write_student_notebook(tmp_path / "mine.ipynb", calls)
+    command = [*demo_command(tmp_path), "--student", notebook]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "measured finish" in result.stdout
+    assert student_calls(calls) == {"recv_exactly", "spawn_relay_child", "reap_children"}
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+def test_demo_with_a_stubbed_notebook_says_so_in_one_line_before_starting(tmp_path):
+    notebook = write_student_notebook(tmp_path / "blank.ipynb", stubs=True)
+    command = [*demo_command(tmp_path), "--student", notebook]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        "minilb demo: error: exercise not done yet: recv_exactly (lesson 04_sockets_and_forking)\n"
+    )
 
 
 def test_simulated_closed_loop_hosts():

@@ -174,3 +174,15 @@ def test_check_cells_are_not_graded_code(tmp_path):
     sources = code_cells(path)
     assert any("GIVEN" in source for source in sources)
     assert not any("CHECKED" in source for source in sources)
+
+
+def test_autograder_cells_are_neither_run_nor_reported(tmp_path, capsys):
+    path = small_notebook(tmp_path / "graded.ipynb", [])
+    notebook = nbformat.read(path, as_version=4)
+    autograder = nbformat.v4.new_code_cell("raise RuntimeError('the hidden tests run at hand-in')")
+    autograder.metadata["nbgrader"] = {"grade": True, "grade_id": "grade_f", "points": 5}
+    notebook.cells.append(autograder)
+    nbformat.write(notebook, path)
+    code, out, _ = check(capsys, path)
+    assert code == 0, out
+    assert "grade_f" not in out and "RuntimeError" not in out

@@ -25,7 +25,7 @@ from nbformat.reader import NotJSONError
 from rich.console import Console
 from rich.markup import escape
 
-from minilb.notebook_cells import is_check, is_demo
+from minilb.notebook_cells import is_autograder_cell, is_check, is_demo
 
 DEFAULT_CELL_TIMEOUT = 60.0  # seconds; the lessons' test cells take well under one
 
@@ -68,8 +68,10 @@ def nbgrader_info(cell: nbformat.NotebookNode) -> dict:
 
 def is_run(cell: nbformat.NotebookNode) -> bool:
     """Whether ``minilb check`` runs this cell: every code cell but the demos that are no
-    checks."""
-    return cell.cell_type == "code" and (is_check(cell) or not is_demo(cell))
+    checks, and the autograder's cells (the hidden tests run only when you hand in)."""
+    if cell.cell_type != "code" or is_autograder_cell(cell):
+        return False
+    return is_check(cell) or not is_demo(cell)
 
 
 def jupyter_numbers(notebook: nbformat.NotebookNode) -> dict[int, int]:
@@ -139,7 +141,7 @@ def check_notebook(
     results, exercise_cells = [], set(solution_cells.values())
     for index, cell in enumerate(notebook.cells):
         info = nbgrader_info(cell)
-        if not info.get("grade") or info.get("solution") or cell.cell_type != "code":
+        if not info.get("grade") or info.get("solution") or not is_run(cell):
             continue
         exercise = info.get("grade_id", f"cell [{numbers[index]}]").removeprefix("test_")
         exercise_cells.add(index)
@@ -201,7 +203,9 @@ def run(args: argparse.Namespace) -> int:
     path = args.notebook.resolve()
     notebook = load_notebook(path)
     results, others = check_notebook(notebook, run_cells(notebook, path.parent, args.timeout))
-    skipped = sum(cell.cell_type == "code" and not is_run(cell) for cell in notebook.cells)
+    skipped = sum(
+        cell.cell_type == "code" and is_demo(cell) and not is_run(cell) for cell in notebook.cells
+    )
     print_report(args.notebook.name, results, others, skipped)
     # Any cell that raised counts, not only the exercises' tests: "all pass" must mean that.
     clean = not others and all(result.status == "passed" for result in results)

@@ -38,6 +38,14 @@ def is_visible_test(cell: Mapping) -> bool:
     return bool(nbgrader.get("grade")) and not nbgrader.get("solution")
 
 
+def is_autograder_cell(cell: Mapping) -> bool:
+    """An exercise's autograder cell (``grade_<exercise>``): worth the exercise's points, it
+    asks the kit's grader for the score when nbgrader grades the notebook (its hidden-tests
+    region is stripped from the handout). Nothing in it for a student's self-check to run."""
+    nbgrader = (cell.get("metadata") or {}).get("nbgrader") or {}
+    return is_visible_test(cell) and str(nbgrader.get("grade_id", "")).startswith("grade_")
+
+
 def is_student_code(cell: Mapping) -> bool:
     """A code cell that defines what the student wrote or was given."""
     return (

@@ -1,5 +1,7 @@
 """nbgrader preprocessors for the kit, registered in ``lessons/nbgrader_config.py``.
 
+``SkipStudentCells`` (below) makes ``nbgrader autograde`` run only the autograder cells.
+
 ``ClearSolutionsKeepingCellsRunnable`` is nbgrader's ``ClearSolutions`` with one difference: a
 solution region at column 0 (it holds whole top-level definitions, a solver's private helpers)
 becomes a one-line comment instead of a bare ``raise NotImplementedError()``, which would stop
@@ -7,8 +9,10 @@ the cell before it defines the exercise function. So ``nbgrader generate_assignm
 produces the handout's notebooks, and ``minilb release`` ships them as they are.
 """
 
+from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
-from nbgrader.preprocessors import ClearSolutions
+from nbgrader.preprocessors import ClearSolutions, NbGraderPreprocessor
+from traitlets import Bool
 
 TOP_LEVEL_HINT = "# YOUR CODE HERE (helper functions, if you want some)"
 
@@ -29,3 +33,34 @@ class ClearSolutionsKeepingCellsRunnable(ClearSolutions):
         cell.source = "\n".join(kept)
         # nbgrader stubs the indented regions (function bodies) as usual.
         return super()._replace_solution_region(cell, language) or found
+
+
+SKIP_TAG = "skip-execution"  # the tag nbclient (nbgrader's executor) skips by default
+BRIDGE = "autograder.nbgrader_bridge"
+
+
+class SkipStudentCells(NbGraderPreprocessor):
+    """Before ``nbgrader autograde`` runs a submission, tag every code cell but the autograder
+    cells so that the kernel skips it.
+
+    The autograder cells grade the notebook file in the kit's sandbox, so the kernel never has
+    to run student code: nothing a student wrote runs outside the sandbox, a demo cell (live
+    servers, an endless loop) costs no time, and a notebook cannot tamper with the kernel that
+    computes its points. With ``run_student_cells`` the kernel runs the student's cells as
+    nbgrader usually does (their outputs then appear in the feedback), skipping demo cells only.
+    """
+
+    run_student_cells = Bool(
+        False, help="Run the student's cells (not the demos) in the kernel before grading."
+    ).tag(config=True)
+
+    def preprocess_cell(
+        self, cell: NotebookNode, resources: ResourcesDict, index: int
+    ) -> tuple[NotebookNode, ResourcesDict]:
+        tags = cell.metadata.get("tags", [])
+        is_demo = "demo" in tags
+        is_autograder = BRIDGE in cell.source and cell.metadata.get("nbgrader", {}).get("grade")
+        skip = is_demo or not (is_autograder or self.run_student_cells)
+        if cell.cell_type == "code" and skip and SKIP_TAG not in tags:
+            cell.metadata["tags"] = [*tags, SKIP_TAG]
+        return cell, resources

@@ -12,10 +12,10 @@ student handout, so nbgrader and the kit release exactly the same notebooks. Eac
 points come from the kit's rubric: its autograder cell calls ``autograder.nbgrader_bridge``.
 """
 
-from nbgrader.converters import GenerateAssignment
+from nbgrader.converters import Autograde, GenerateAssignment
 from nbgrader.preprocessors import ClearSolutions
 
-from autograder.nbgrader_preprocessors import ClearSolutionsKeepingCellsRunnable
+from autograder.nbgrader_preprocessors import ClearSolutionsKeepingCellsRunnable, SkipStudentCells
 
 c = get_config()  # noqa: F821 (nbgrader provides get_config when it loads this file)
 
@@ -31,9 +31,14 @@ c.GenerateAssignment.preprocessors = [
     for step in GenerateAssignment.class_traits()["preprocessors"].default()
 ]
 
-# Demo cells (tagged ``demo``: live servers, heavy plots) cost grading time and grade nothing:
-# autograde skips them, as ``minilb grade`` and ``minilb check`` do.
-c.Execute.skip_cells_with_tag = "demo"
+# Autograde runs only the autograder cells: they grade the notebook in the kit's sandbox, so no
+# student code runs in nbgrader's own kernel, and demo cells (live servers, heavy plots) cost
+# nothing. To also run the student's cells (not the demos) for their outputs in the feedback:
+# c.SkipStudentCells.run_student_cells = True
+c.Autograde.sanitize_preprocessors = [
+    *Autograde.class_traits()["sanitize_preprocessors"].default(),
+    SkipStudentCells,
+]
 # The first autograder cell grades the whole lesson in the sandbox (seconds; the sandbox caps a
 # notebook at about two and a half minutes). A cell still running after this scores 0.
 c.Execute.timeout = 300

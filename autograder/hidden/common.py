@@ -7,6 +7,20 @@ one wrong answer is a wrong rule, however many cases it happens to get right. A 
 inputs earns only when the function returns an answer (not an exception) for some valid input,
 so a function that raises ``ValueError`` for everything gains nothing.
 
+Contracts the lessons state are graded as groups of their own, so that breaking one costs those
+points and no others:
+
+- *audit* groups have no cases: they look at every answer to a valid case of the exercise, for
+  example "returns exactly the type the API says" (``returns_group``) or "never changes its
+  arguments" (``unchanged_group``). They earn only once some valid case gets a right answer.
+- When ``grade_exercise`` is given the function's argument names, every call goes through the
+  contracts harness (``contracts_harness.py``, run inside the sandbox), which reports the
+  arguments the call mutated, at every clock and fleet the hidden cases use; and a group may
+  give each case ``shapes`` (tuples, ``Request`` named tuples) that JSON cannot carry.
+- A group may have its own time ``budget`` per call (speed is graded): a call over it fails
+  the group as too slow, and the rest of that group is skipped, instead of ending the whole
+  exercise as an endless loop does.
+
 Feedback describes the kind of case that failed and the mistake, never the hidden inputs or the
 expected values.
 """
@@ -14,6 +28,7 @@ expected values.
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from autograder.contract import ExerciseResult, Student, StudentCallError
@@ -21,6 +36,9 @@ from autograder.contract import ExerciseResult, Student, StudentCallError
 # One answer from the student: the returned plain data, or how the call failed.
 Answer = Any
 Args = tuple[Any, ...]
+
+# Read as text and sent with each call: it runs in the sandbox, never in the grader.
+HARNESS = (Path(__file__).with_name("contracts_harness.py")).read_text()
 
 
 @dataclass(frozen=True)
@@ -43,24 +61,42 @@ def partly(mistake: str) -> Outcome:
 
 
 @dataclass(frozen=True)
-class Group:
-    """A kind of case worth ``points``; ``label`` is what the student is told about it."""
-
-    label: str
-    points: float
-    cases: Sequence[Args]
-    judge: Callable[[Args, Answer], Outcome]
-    invalid_inputs: bool = False
-
-
-@dataclass(frozen=True)
 class Response:
     """One case as the student answered it, kept for diagnosing the mistake afterwards."""
 
-    group: Group
+    group: "Group"
     args: Args
     answer: Answer
     outcome: Outcome
+    mutated: tuple[str, ...] = ()  # names of the arguments the call changed
+
+
+Audit = Callable[[list[Response]], list[str]]
+
+
+def _no_judge(args: Args, answer: Answer) -> Outcome:  # audit groups call nothing
+    return RIGHT
+
+
+@dataclass(frozen=True)
+class Group:
+    """A kind of case worth ``points``; ``label`` is what the student is told about it.
+
+    ``shapes``, when given, holds one tuple of shape words per case (see the harness): how to
+    build each argument in the sandbox. ``audit`` makes a group without cases that judges all
+    the other answers. ``budget`` is this group's time limit per call, and ``too_slow`` what a
+    call over it is told.
+    """
+
+    label: str
+    points: float
+    cases: Sequence[Args] = ()
+    judge: Callable[[Args, Answer], Outcome] = _no_judge
+    invalid_inputs: bool = False
+    shapes: Sequence[Sequence[str]] = ()
+    audit: Audit | None = None
+    budget: float | None = None
+    too_slow: str = ""
 
 
 Diagnosis = Callable[[list[Response]], list[str]]
@@ -73,6 +109,13 @@ STOPPING_FAILURES = {
     "missing": "the function disappeared while grading (was the name rebound?); "
     "the rest of this exercise was not tested",
 }
+SHAPE_WORDS = {
+    "tuple": "{name} as a tuple",
+    "tuples": "{name} holding plain tuples",
+    "named": "{name} holding Request named tuples",
+    "named-tuple": "{name} as a tuple of Request named tuples",
+    "request-named": "{name} as a Request named tuple",
+}
 
 
 def grade_exercise(
@@ -82,8 +125,13 @@ def grade_exercise(
     groups: Sequence[Group],
     diagnose: Diagnosis | None = None,
     timeout: float = 5.0,
+    arguments: Sequence[str] = (),
 ) -> ExerciseResult:
-    """Call ``name`` on every case of every group and score the answers."""
+    """Call ``name`` on every case of every group and score the answers.
+
+    With ``arguments`` (the function's parameter names), every call runs in the contracts
+    harness, so mutated arguments and ``shapes`` are seen.
+    """
     max_score = float(sum(group.points for group in groups))
     if not student.has(name):
         feedback = [f"`{name}` is not defined in your notebook: check the function's name."]
@@ -91,18 +139,58 @@ def grade_exercise(
     responses: list[Response] = []
     stopped = ""
     for group in groups:
-        for args in group.cases:
+        for number, args in enumerate(group.cases):
+            shapes = tuple(group.shapes[number]) if group.shapes else ()
+            budget = group.budget or timeout
             try:
-                answer = student.call(name, *args, timeout=timeout)
+                answer, mutated = _call(student, name, args, shapes, budget, arguments)
             except StudentCallError as error:
+                if error.kind == "timeout" and group.too_slow:
+                    responses.append(Response(group, args, error, wrong(group.too_slow)))
+                    break  # the group is lost; more slow calls would only eat the budget
                 if error.kind in STOPPING_FAILURES:
-                    stopped = STOPPING_FAILURES[error.kind].format(timeout=timeout)
+                    stopped = STOPPING_FAILURES[error.kind].format(timeout=budget)
                     break
-                answer = error
-            responses.append(Response(group, args, answer, group.judge(args, answer)))
+                answer, mutated = error, ()
+            outcome = group.judge(args, answer)
+            if outcome.mistake and shapes:
+                mistake = f"{outcome.mistake}, {_shaped(shapes, arguments)}"
+                outcome = Outcome(outcome.credit, mistake)
+            responses.append(Response(group, args, answer, outcome, mutated))
         if stopped:
             break
     return _score(lesson, name, groups, responses, stopped, diagnose)
+
+
+def _call(
+    student: Student,
+    name: str,
+    args: Args,
+    shapes: tuple[str, ...],
+    timeout: float,
+    arguments: Sequence[str],
+) -> tuple[Answer, tuple[str, ...]]:
+    """The answer to one call, and the names of the arguments it mutated."""
+    if not arguments:
+        return student.call(name, *args, timeout=timeout), ()
+    reply = student.call(name, list(shapes), *args, timeout=timeout, harness=HARNESS)
+    if (
+        not isinstance(reply, dict)
+        or set(reply) != {"result", "mutated"}
+        or not isinstance(reply["mutated"], list)
+        or not all(type(i) is int and 0 <= i < len(arguments) for i in reply["mutated"])
+    ):
+        raise StudentCallError("crashed", message="the call's answer was garbled")
+    return reply["result"], tuple(arguments[i] for i in reply["mutated"])
+
+
+def _shaped(shapes: Sequence[str], arguments: Sequence[str]) -> str:
+    words = [
+        SHAPE_WORDS[shape].format(name=name)
+        for shape, name in zip(shapes, arguments, strict=False)
+        if shape in SHAPE_WORDS
+    ]
+    return "with " + " and ".join(words)
 
 
 def _score(
@@ -115,14 +203,23 @@ def _score(
 ) -> ExerciseResult:
     credits: dict[int, float] = {}
     mistakes: dict[int, list[str]] = {}
+    valid = [r for r in responses if not r.group.invalid_inputs]
     for group_number, group in enumerate(groups):
         outcomes = [r.outcome for r in responses if r.group is group]
         complete = len(outcomes) == len(group.cases)
         credits[group_number] = min((o.credit for o in outcomes), default=1.0) if complete else 0
         worst_first = sorted(outcomes, key=lambda o: o.credit)
         mistakes[group_number] = list(dict.fromkeys(o.mistake for o in worst_first if o.mistake))
-    answers_valid_inputs = any(
-        not r.group.invalid_inputs and not _raised(r.answer) for r in responses
+        if group.audit is not None:
+            found = group.audit(valid)
+            credits[group_number] = 0.0 if found or stopped else 1.0
+            mistakes[group_number] = found
+    answers_valid_inputs = any(not _raised(r.answer) for r in valid)
+    answers_right = any(r.outcome.credit > 0 for r in valid)
+    full_elsewhere = all(
+        credits[number] == 1.0
+        for number, group in enumerate(groups)
+        if not group.too_slow and group.audit is None and not group.invalid_inputs
     )
     feedback, score = [], 0.0
     for group_number, group in enumerate(groups):
@@ -130,6 +227,11 @@ def _score(
         if group.invalid_inputs and not answers_valid_inputs and credit > 0:
             credit = 0.0
             mistakes[group_number] = ["earns points only once valid inputs get an answer"]
+        if group.audit is not None and not answers_right and credit > 0:
+            credit = 0.0
+            mistakes[group_number] = ["earns points only once some valid input gets a right answer"]
+        if group.too_slow and full_elsewhere and group.too_slow in mistakes[group_number]:
+            mistakes[group_number] = ["correct but " + group.too_slow]
         score += credit * group.points
         if credit < 1.0 and mistakes[group_number]:
             lost = (1.0 - credit) * group.points
@@ -139,12 +241,104 @@ def _score(
     if stopped:
         feedback.append(stopped)
     if diagnose is not None and any(
-        r.outcome.credit < 1.0 and not r.group.invalid_inputs and not _raised(r.answer)
-        for r in responses
+        r.outcome.credit < 1.0 and not _raised(r.answer) for r in valid
     ):
         feedback.extend(diagnose(responses))
     max_score = float(sum(group.points for group in groups))
     return ExerciseResult(lesson, name, round(score, 3), max_score, feedback)
+
+
+# --- contract groups --------------------------------------------------------------------------
+
+
+def unchanged_group(points: float, label: str = "leaves its arguments unchanged") -> Group:
+    """An audit: no call on a valid case may change the caller's lists (the lessons say so)."""
+
+    def audit(responses: list[Response]) -> list[str]:
+        names = dict.fromkeys(name for r in responses for name in r.mutated)
+        return [f"mutated the caller's {name}" + ("" if name == "request" else " list")
+                for name in names]  # fmt: skip
+
+    return Group(label, points, audit=audit)
+
+
+def returns_group(points: float, label: str, check: Callable[[Answer], str]) -> Group:
+    """An audit: every answer judged right (or partly) must have exactly the API's types;
+    ``check`` names what is wrong with one answer ("" when nothing)."""
+
+    def audit(responses: list[Response]) -> list[str]:
+        found = (check(r.answer) for r in responses if r.outcome.credit > 0)
+        return list(dict.fromkeys(mistake for mistake in found if mistake))
+
+    return Group(label, points, audit=audit)
+
+
+def type_word(value: Any) -> str:
+    """``int``, ``float``, ``bool``, ``list``...: how feedback names a value's type."""
+    names = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
+    return names.get(type(value), type(value).__name__)
+
+
+def type_name(value: Any) -> str:
+    """``an int``, ``a float``...: a value's type with its article."""
+    word = type_word(value)
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def exactly(function: str, wanted: type, what: str) -> Callable[[Answer], str]:
+    """A ``returns_group`` check: the answer is exactly of type ``wanted`` (``what`` in words)."""
+
+    def check(answer: Answer) -> str:
+        if type(answer) is wanted:
+            return ""
+        return f"returns {type_name(answer)}; {function} returns {what}"
+
+    return check
+
+
+def list_of(function: str, wanted: type, what: str) -> Callable[[Answer], str]:
+    """A ``returns_group`` check: a list whose items are all exactly of type ``wanted``."""
+
+    def check(answer: Answer) -> str:
+        if not isinstance(answer, list):
+            return f"returns {type_name(answer)}; {function} returns {what}"
+        odd = [item for item in answer if type(item) is not wanted]
+        if not odd:
+            return ""
+        return f"returns a list holding {type_word(odd[0])}s; {function} returns {what}"
+
+    return check
+
+
+# --- invalid lengths --------------------------------------------------------------------------
+
+# Lengths are positive ints: each of these must raise ValueError, and the feedback names which
+# kind of value was let through (the lesson's rule, not hidden data; parentheses keep numbers
+# apart from the text).
+BAD_LENGTHS: dict[Any, str] = {
+    2.0: "accepts a float length (2.0): lengths must be ints",
+    True: "accepts the bool True as a length: lengths must be ints",
+    "3": "accepts the text '3' as a length: lengths must be ints",
+    0: "accepts a length of 0: lengths must be at least 1",
+    -1: "accepts a negative length: lengths must be at least 1",
+}
+
+
+def bad_lengths_group(label: str, points: float, case: Callable[[Any], Args],
+                      length_of: Callable[..., Any]) -> Group:
+    """Invalid input: every kind of bad length must raise ValueError. ``case(length)`` builds a
+    call around one bad length and ``length_of(*args)`` finds it again for the feedback."""
+    lengths = [2.0, True, "3", 0, -1]  # True and 1, 0 and 0.0 would collide as dict keys
+    judge = expect_value_error("a length that is not a positive int")
+
+    def check(args: Args, answer: Answer) -> Outcome:
+        if isinstance(answer, StudentCallError):
+            return judge(args, answer)
+        length = length_of(*args)
+        key = next(bad for bad in lengths if type(bad) is type(length) and bad == length)
+        return wrong(BAD_LENGTHS[key])
+
+    return Group(label, points, [case(length) for length in lengths], check, invalid_inputs=True)
 
 
 def _raised(answer: Answer) -> bool:
@@ -222,6 +416,12 @@ def matching(responses: list[Response], rule: Callable[..., Any]) -> bool:
     )
 
 
-# Fleets the hidden tests use besides the default one (lists: that is how they cross the pipe).
+# Fleets the hidden tests use besides the default one (lists: that is how they cross the pipe),
+# grouped by the mistake each family exposes: code that assumes one Music server (or that the
+# last server is the Music one), three servers, or at least two of them.
+SEVERAL_MUSIC = [["VP", "M", "M"], ["M", "M"], ["M", "VP", "M", "VP"], ["M", "M", "M", "VP", "VP"]]
+SEVERAL_VP = [["VP", "VP", "VP", "M"], ["VP", "VP"], ["VP", "M", "VP", "VP", "VP"]]
+ONE_SERVER = [["VP"], ["M"]]
+FIVE_SERVERS = [["VP", "M", "VP", "M", "VP"], ["M", "VP", "VP", "M", "M"]]
 TEN_SERVERS = ["VP", "M", "VP", "VP", "M", "M", "VP", "M", "VP", "VP"]
-OTHER_FLEETS = [["VP"], ["M"], ["M", "VP"], ["M", "M", "VP", "VP"], TEN_SERVERS]
+OTHER_FLEETS = [*ONE_SERVER, ["M", "VP"], ["M", "M", "VP", "VP"], *FIVE_SERVERS, TEN_SERVERS]

@@ -1,26 +1,39 @@
 """Hidden tests of lesson 1 (the cost model): ``processing_time`` 5 points, ``cost_matrix`` 5.
 
-processing_time: every kind, type and wire length (3), lengths above 9 (0.5), invalid kinds,
-types and lengths raise ValueError (1.5).
-cost_matrix: the default fleet, called with and without the argument (2), five other fleets
-up to ten servers (2), invalid fleets raise ValueError (1).
+processing_time: every kind, type and wire length (2.5), lengths above 9 (0.5), returns an
+``int`` (0.5), unknown kinds and types raise ValueError (0.75), and so do lengths that are not
+positive ints: 2.0, True, "3", 0, -1 (0.75).
+cost_matrix: the default fleet, called with and without the argument (1.5), fleets with several
+Music servers (0.5), with several VP servers (0.5), one, five and ten servers (0.5), fleets
+given as tuples (0.5), returns a dict of lists of ints (0.5), leaves the caller's fleet list
+unchanged (0.5, checked on every call), invalid fleets raise ValueError (0.5).
 """
 
 from autograder.contract import Exercise, ExerciseResult, Student
 from autograder.hidden.common import (
-    OTHER_FLEETS,
+    FIVE_SERVERS,
+    ONE_SERVER,
     RIGHT,
+    SEVERAL_MUSIC,
+    SEVERAL_VP,
+    TEN_SERVERS,
     Answer,
     Args,
     Group,
     Outcome,
     Response,
+    bad_lengths_group,
     call_failure,
+    exactly,
     expect_value_error,
     grade_exercise,
     is_number,
+    list_of,
     matching,
+    returns_group,
     same_number,
+    type_name,
+    unchanged_group,
     wrong,
 )
 from minilb.costs import DEFAULT_FLEET, FACTORS, REQUEST_TYPES, SERVER_KINDS, cost_matrix
@@ -77,15 +90,18 @@ def _diagnose_time(responses: list[Response]) -> list[str]:
 def grade_processing_time(student: Student) -> ExerciseResult:
     combos = [(k, t) for k in SERVER_KINDS for t in REQUEST_TYPES]
     groups = [
-        Group("every server kind, request type and length 1-9", 3,
+        Group("every server kind, request type and length 1-9", 2.5,
               [(k, t, n) for k, t in combos for n in range(1, 10)], _judge_time),
         Group("lengths above 9 (offline batches)", 0.5,
               [(k, t, n) for k, t in combos for n in (10, 17, 250)], _judge_time),
-        Group("invalid input", 1.5, [
+        returns_group(0.5, "returns an int",
+                      exactly("processing_time", int, "an int (length x factor)")),
+        Group("invalid input (unknown kinds and types)", 0.75, [
             ("X", "V", 2), ("vp", "V", 2), ("", "M", 1), ("VP", "Q", 3), ("M", "v", 3),
-            ("VP", "", 1), ("VP", "V", 0), ("M", "P", -4),
-        ], expect_value_error("an unknown kind or type, or a length below 1,"),
-            invalid_inputs=True),
+            ("VP", "", 1),
+        ], expect_value_error("an unknown kind or type"), invalid_inputs=True),
+        bad_lengths_group("lengths that are not positive ints", 0.75,
+                          lambda length: ("M", "P", length), lambda kind, type_, length: length),
     ]  # fmt: skip
     return grade_exercise(LESSON, "processing_time", student, groups, _diagnose_time)
 
@@ -124,16 +140,33 @@ def _diagnose_matrix(responses: list[Response]) -> list[str]:
     return [message for rule, message in MATRIX_MISTAKES if matching(responses, rule)][:1]
 
 
+def _matrix_types(answer: Answer) -> str:
+    wanted = "a dict of lists of ints"
+    if not isinstance(answer, dict):
+        return f"returns {type_name(answer)}; cost_matrix returns {wanted}"
+    rows = (list_of("cost_matrix", int, wanted)(row) for row in answer.values())
+    return next((mistake for mistake in rows if mistake), "")
+
+
 def grade_cost_matrix(student: Student) -> ExerciseResult:
+    other = [*ONE_SERVER, *FIVE_SERVERS, TEN_SERVERS]
     groups = [
-        Group("the default fleet", 2, [(), (list(DEFAULT_FLEET),)], _judge_matrix),
-        Group("other fleets (one server, only Music servers, ten servers, mixed orders)", 2,
-              [(fleet,) for fleet in OTHER_FLEETS], _judge_matrix),
-        Group("invalid fleets", 1, [(["VP", "X"],), ([],), (["vp", "M"],), (["M", ""],)],
+        Group("the default fleet", 1.5, [(), (list(DEFAULT_FLEET),)], _judge_matrix),
+        Group("fleets with several Music servers", 0.5, [(f,) for f in SEVERAL_MUSIC],
+              _judge_matrix),
+        Group("fleets with several VP servers", 0.5, [(f,) for f in SEVERAL_VP], _judge_matrix),
+        Group("one server, five and ten servers", 0.5, [(f,) for f in other], _judge_matrix),
+        Group("fleets given as tuples", 0.5, [(list(DEFAULT_FLEET),), (SEVERAL_MUSIC[2],),
+              (ONE_SERVER[1],)], _judge_matrix, shapes=[("tuple",)] * 3),
+        returns_group(0.5, "returns a dict of lists of ints", _matrix_types),
+        unchanged_group(0.5, "leaves the caller's fleet unchanged"),
+        Group("invalid fleets", 0.5, [(["VP", "X"],), ([],), (["vp", "M"],), (["M", ""],)],
               expect_value_error("a fleet with an unknown kind, or no server,"),
               invalid_inputs=True),
     ]  # fmt: skip
-    return grade_exercise(LESSON, "cost_matrix", student, groups, _diagnose_matrix)
+    return grade_exercise(
+        LESSON, "cost_matrix", student, groups, _diagnose_matrix, arguments=("fleet",)
+    )
 
 
 EXERCISES = [

@@ -1,18 +1,32 @@
 """Hidden tests of lesson 3 (the exact optimum), 10 points.
 
-lower_bound (4): never above the true optimum (2) and never below the simple bound
-``max(largest fastest time, total fastest time / servers)`` (1.5), on every instance below and
-40 more random batches; invalid input raises ValueError (0.5).
-optimal_makespan (6): small batches on the default fleet (2); batches on which greedy and
-longest-first are not optimal (1.5); batches whose optimum lies at least 2 above the lower bound,
-so that stopping at the bound or a search that narrows the gap wrongly shows (1.5); other
-fleets, lengths above 9, empty and single batches (1). A case is right when the value is the
-true optimum and the assignment achieves it; a right value with an assignment that does not
-achieve it earns half.
+Every call of a valid case runs in the contracts harness, so both exercises are also graded on
+leaving the caller's lists unchanged and on returning exactly the API's types.
 
-Sizes, so that an honest exact solver (brute force with a little pruning, or branch and bound)
-passes within the 10 s allowed per call: at most 10 requests on three servers, 8 on two or four
-servers, 5 on ten servers, 6 on one server.
+lower_bound (4): never above the true optimum (1) and never below the simple bound
+``max(largest fastest time, total fastest time / servers)`` (0.75), on every default-fleet batch
+below and 40 more; both at once on fleets with several Music servers (0.5), several VP servers
+(0.25), one and five servers (0.25), so that a bound right only on the default fleet (dividing
+by 3, assuming one Music server) loses; returns a float (0.25); leaves the caller's requests
+unchanged (0.25); requests as tuples and ``Request`` named tuples, fleets as tuples (0.25);
+invalid input raises ValueError: unknown type or kind, no server (0.25), lengths 2.0, True,
+"3", 0, -1 (0.25).
+optimal_makespan (6): small batches on the default fleet (1); batches on which greedy and
+longest-first are not optimal (1); batches whose optimum lies at least 2 above the lower bound,
+so that stopping at the bound or a search that narrows the gap wrongly shows (1); fleets with
+several Music servers (0.5); other fleets, lengths above 9, empty and single batches (0.5);
+returns an int value and a list of ints (0.25); tuples and ``Request`` named tuples (0.25);
+leaves the caller's requests unchanged (0.25); invalid input: unknown type or kind, no server
+(0.125), bad lengths (0.125); and speed, as the lesson promises: batches of 40 requests within
+1 s per call (1). A case is right when the value is the true optimum and the assignment
+achieves it; a right value with an assignment that does not achieve it earns half.
+
+Sizes, so that an honest exact solver passes every group but the last within the 10 s allowed
+per call, brute force included: at most 10 requests on two or three servers, 8 on four, 7 on
+five, 5 on ten, 6 on one. The 40-request batches are ones the reference solves in about a
+millisecond (tests/test_contracts.py checks it stays far below the budget); brute force would
+need 3 ** 40 tries. A call over the budget loses that group as "too slow", and the group's other
+calls are skipped, so a slow solver costs the notebook about one second.
 """
 
 import math
@@ -22,20 +36,29 @@ from functools import cache
 
 from autograder.contract import Exercise, ExerciseResult, Student
 from autograder.hidden.common import (
-    OTHER_FLEETS,
+    FIVE_SERVERS,
+    ONE_SERVER,
     RIGHT,
+    SEVERAL_MUSIC,
+    SEVERAL_VP,
     TEN_SERVERS,
     Answer,
     Args,
     Group,
     Outcome,
     Response,
+    bad_lengths_group,
     call_failure,
+    exactly,
     expect_value_error,
     grade_exercise,
     is_index,
     is_number,
+    list_of,
     partly,
+    returns_group,
+    type_name,
+    unchanged_group,
     wrong,
 )
 from minilb.costs import DEFAULT_FLEET, FACTORS, REQUEST_TYPES
@@ -45,6 +68,12 @@ from minilb.scheduling import finish_times, greedy_assign
 LESSON = "03_optimal_makespan"
 FLEET = list(DEFAULT_FLEET)
 SOLVER_TIMEOUT = 10.0
+LARGE = 40  # requests in a batch of the speed group
+BUDGET = 1.0  # seconds per call on those batches: the lesson's promise
+TOO_SLOW = f"too slow on {LARGE} requests (budget {BUDGET:g} s)"
+ARGUMENTS = ("requests", "fleet")
+# Requests a brute force can try in a few seconds, per fleet size.
+SMALL_SIZES = {1: 6, 2: 10, 3: 9, 4: 8, 5: 7, len(TEN_SERVERS): 5}
 
 
 def _batch(rng: random.Random, size: int, longest: int = 9) -> list[list]:
@@ -84,6 +113,11 @@ def simple_bound(requests: list, fleet: Sequence[str] = FLEET) -> float:
     return max(max(fastest, default=0), sum(fastest) / len(fleet))
 
 
+def _music_heavy(rng: random.Random, size: int, longest: int = 9) -> list[list]:
+    """Mostly music: it shows a bound or solver that counts the Music servers wrong."""
+    return [[rng.choice("MMMMPV"), rng.randint(1, longest)] for _ in range(size)]
+
+
 def instances() -> dict[str, list[Args]]:
     rng = random.Random(20240505)
     small = [(_batch(rng, size),) for size in (3, 4, 5, 6, 7, 8, 9, 10)]
@@ -99,16 +133,62 @@ def instances() -> dict[str, list[Args]]:
         requests = _batch(rng, rng.randint(4, 9), rng.choice([9, 20]))
         if optimum(requests) >= math.ceil(lower_bound(requests)) + 2:
             above_bound.append((requests,))
-    sizes = {1: 6, 2: 8, 4: 8, len(TEN_SERVERS): 5}
-    other = [(_batch(rng, sizes[len(fleet)]), fleet) for fleet in OTHER_FLEETS]
-    other += [(_batch(rng, rng.randint(4, 8), 12), ["VP", "M"]) for _ in range(6)]
+    music = [(_music_heavy(rng, SMALL_SIZES[len(fleet)]), fleet) for fleet in SEVERAL_MUSIC]
+    music += [(_batch(rng, SMALL_SIZES[len(fleet)] - 1), fleet) for fleet in SEVERAL_MUSIC]
+    fleets = [*SEVERAL_VP, *ONE_SERVER, *FIVE_SERVERS, TEN_SERVERS]
+    other = [(_batch(rng, SMALL_SIZES[len(fleet)]), fleet) for fleet in fleets]
+    other += [(_batch(rng, rng.randint(4, 8), 12), ["VP", "M"]) for _ in range(4)]
     other += [([],), ([["P", 7]],), (_batch(rng, 7, longest=30),), (_batch(rng, 6, 60), FLEET)]
+    typed = [(_batch(rng, 6),), (_batch(rng, 5),), (_batch(rng, 6),),
+             (_batch(rng, 5), ["M", "VP", "M"]), (_batch(rng, 6), ["VP", "M"])]  # fmt: skip
     return {
         "small": small,
         "heuristics fail": heuristics_fail,
         "above the bound": above_bound,
+        "several music": music,
         "other": other,
+        "typed": typed,
+        "large": large_instances(),
     }
+
+
+TYPED_SHAPES = [("tuples",), ("named",), ("named-tuple",), ("same", "tuple"),
+                ("named", "tuple")]  # fmt: skip
+
+
+def large_instances() -> list[Args]:
+    """Batches of 40 that greedy gets wrong, on the default fleet and two others: exact answers
+    need a real algorithm. The reference solves each in about a millisecond."""
+    rng = random.Random(20240507)
+    fleets = [FLEET, FLEET, FLEET, FIVE_SERVERS[0], SEVERAL_MUSIC[0]]
+    cases: list[Args] = []
+    for fleet in fleets:
+        while True:
+            requests = _batch(rng, LARGE)
+            if schedule_makespan(requests, greedy_assign(requests, fleet), fleet) > optimum(
+                requests, fleet
+            ):
+                break
+        cases.append((requests,) if fleet is FLEET else (requests, fleet))
+    return cases
+
+
+def bound_instances() -> dict[str, list[Args]]:
+    """More batches for lower_bound alone: cheap to answer, and bounds fail in odd places."""
+    rng = random.Random(20240506)
+
+    def on(fleets: list[list[str]], count: int, heavy: bool = False) -> list[Args]:
+        make = _music_heavy if heavy else _batch
+        return [(make(rng, rng.randint(2, 12), rng.choice([3, 9, 20])), rng.choice(fleets))
+                for _ in range(count)]  # fmt: skip
+
+    return {
+        "default": [(_batch(rng, rng.randint(1, 12), rng.choice([3, 9, 20])),)
+                    for _ in range(40)],
+        "several music": on(SEVERAL_MUSIC, 12, heavy=True) + on(SEVERAL_MUSIC, 8),
+        "several vp": on(SEVERAL_VP, 12),
+        "one and five": on(ONE_SERVER, 6) + on(FIVE_SERVERS, 10),
+    }  # fmt: skip
 
 
 # --- lower_bound ------------------------------------------------------------------------------
@@ -136,16 +216,36 @@ def _judge_not_below(args: Args, answer: Answer) -> Outcome:
     return RIGHT
 
 
+def _judge_bound(args: Args, answer: Answer) -> Outcome:
+    """Both promises at once (for the fleet groups)."""
+    above = _judge_not_above(args, answer)
+    return above if above.mistake else _judge_not_below(args, answer)
+
+
 def grade_lower_bound(student: Student) -> ExerciseResult:
-    every = [case for group in INSTANCES.values() for case in group] + BOUND_INSTANCES
-    invalid = [([["X", 2]],), ([["V", 0]],), ([["M", 2]], []), ([["P", 1]], ["VP", "Q"])]
+    default = [case for group in INSTANCES.values() for case in group if len(case) == 1]
+    default += BOUND_INSTANCES["default"]
+    invalid = [([["X", 2]],), ([["M", 2]], []), ([["P", 1]], ["VP", "Q"])]
     groups = [
-        Group("never above the optimum", 2, every, _judge_not_above),
-        Group("at least the simple bound", 1.5, every, _judge_not_below),
-        Group("invalid input (unknown type or kind, length 0, no server)", 0.5, invalid,
+        Group("never above the optimum (default fleet)", 1, default, _judge_not_above),
+        Group("at least the simple bound (default fleet)", 0.75, default, _judge_not_below),
+        Group("fleets with several Music servers", 0.5,
+              INSTANCES["several music"] + BOUND_INSTANCES["several music"], _judge_bound),
+        Group("fleets with several VP servers", 0.25, BOUND_INSTANCES["several vp"],
+              _judge_bound),
+        Group("one server, and five servers", 0.25, BOUND_INSTANCES["one and five"],
+              _judge_bound),
+        returns_group(0.25, "returns a float", exactly("lower_bound", float, "a float")),
+        unchanged_group(0.25, "leaves the caller's requests unchanged"),
+        Group("requests as tuples and Request named tuples, fleets as tuples", 0.25,
+              INSTANCES["typed"], _judge_bound, shapes=TYPED_SHAPES),
+        Group("invalid input (unknown type or kind, no server)", 0.25, invalid,
               expect_value_error("invalid input"), invalid_inputs=True),
+        bad_lengths_group("lengths that are not positive ints", 0.25,
+                          lambda length: ([["V", 2], ["M", length]],),
+                          lambda requests, *rest: requests[-1][1]),
     ]  # fmt: skip
-    return grade_exercise(LESSON, "lower_bound", student, groups)
+    return grade_exercise(LESSON, "lower_bound", student, groups, arguments=ARGUMENTS)
 
 
 # --- optimal_makespan -------------------------------------------------------------------------
@@ -195,27 +295,60 @@ def _diagnose_optimum(responses: list[Response]) -> list[str]:
     return []
 
 
-def grade_optimal_makespan(student: Student) -> ExerciseResult:
-    groups = [
-        Group("small batches on the default fleet", 2, INSTANCES["small"], _judge_optimum),
-        Group("batches on which greedy and longest-first are not optimal", 1.5,
-              INSTANCES["heuristics fail"], _judge_optimum),
-        Group("batches whose optimum lies well above the lower bound", 1.5,
-              INSTANCES["above the bound"], _judge_optimum),
-        Group("other fleets, lengths above 9, empty and single batches", 1,
-              INSTANCES["other"], _judge_optimum),
+def _diagnose_optimum(responses: list[Response]) -> list[str]:
+    values = [
+        (r.answer[0], r.args)
+        for r in responses
+        if isinstance(r.answer, list) and r.answer and is_number(r.answer[0])
+    ]
+    heuristics = [
+        (lambda args: schedule_makespan(args[0], greedy_assign(*args), (*args, FLEET)[1]),
+         "your result is the greedy schedule: greedy is a heuristic, not always optimal"),
+        (lambda args: longest_first_makespan(*args),
+         "your result is the longest-first heuristic (LPT): good, but not always optimal"),
     ]  # fmt: skip
-    return grade_exercise(
-        LESSON, "optimal_makespan", student, groups, _diagnose_optimum, timeout=SOLVER_TIMEOUT
-    )
+    for heuristic, message in heuristics:
+        if values and all(value == heuristic(args) for value, args in values):
+            return [message + "; search all assignments (with pruning) to be exact"]
+    return []
 
 
-def bound_instances(count: int = 40) -> list[Args]:
-    """More batches for lower_bound alone: cheap to answer, and bounds fail in odd places."""
-    rng = random.Random(20240506)
-    fleets = [FLEET, *OTHER_FLEETS[:4]]
-    return [(_batch(rng, rng.randint(1, 9), rng.choice([3, 9, 20])), rng.choice(fleets))
-            for _ in range(count)]  # fmt: skip
+def _optimum_types(answer: Answer) -> str:
+    wanted = "a pair (int value, list of ints)"
+    if not isinstance(answer, list) or len(answer) != 2:
+        return f"returns {type_name(answer)}; optimal_makespan returns {wanted}"
+    value, assignment = answer
+    if type(value) is not int:
+        return f"returns the value as {type_name(value)}; optimal_makespan returns an int value"
+    return list_of("optimal_makespan", int, wanted)(assignment)
+
+
+def grade_optimal_makespan(student: Student) -> ExerciseResult:
+    invalid = [([["X", 2]],), ([["M", 2]], []), ([["P", 1]], ["VP", "Q"])]
+    groups = [
+        Group("small batches on the default fleet", 1, INSTANCES["small"], _judge_optimum),
+        Group("batches on which greedy and longest-first are not optimal", 1,
+              INSTANCES["heuristics fail"], _judge_optimum),
+        Group("batches whose optimum lies well above the lower bound", 1,
+              INSTANCES["above the bound"], _judge_optimum),
+        Group("fleets with several Music servers", 0.5, INSTANCES["several music"],
+              _judge_optimum),
+        Group("other fleets, lengths above 9, empty and single batches", 0.5,
+              INSTANCES["other"], _judge_optimum),
+        returns_group(0.25, "returns an int value and a list of ints", _optimum_types),
+        Group("requests as tuples and Request named tuples, fleets as tuples", 0.25,
+              INSTANCES["typed"], _judge_optimum, shapes=TYPED_SHAPES),
+        unchanged_group(0.25, "leaves the caller's requests unchanged"),
+        Group("invalid input (unknown type or kind, no server)", 0.125, invalid,
+              expect_value_error("invalid input"), invalid_inputs=True),
+        bad_lengths_group("lengths that are not positive ints", 0.125,
+                          lambda length: ([["V", 2], ["M", length]],),
+                          lambda requests, *rest: requests[-1][1]),
+        Group(f"batches of {LARGE} requests within {BUDGET:g} s each", 1, INSTANCES["large"],
+              _judge_optimum, budget=BUDGET, too_slow=TOO_SLOW),
+    ]  # fmt: skip
+    return grade_exercise(LESSON, "optimal_makespan", student, groups, _diagnose_optimum,
+                          timeout=SOLVER_TIMEOUT, arguments=ARGUMENTS)
 
 
 INSTANCES = instances()

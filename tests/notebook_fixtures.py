@@ -61,3 +61,49 @@ def mistaken_notebook(lesson: str, path: Path, old: str, new: str) -> Path:
     hits[0].source = hits[0].source.replace(old, new, 1)
     nbformat.write(solved, path)
     return path
+
+
+# Wrong or slow solutions of lesson 3, as text to put in front of a reference solution body
+# (after its "### BEGIN SOLUTION" line): the early return replaces the whole solution.
+
+# optimal_makespan by trying every assignment: exact, and hopeless on 40 requests (3 ** 40).
+BRUTE_FORCE_OPTIMUM = """\
+    import itertools
+
+    kinds = check_fleet(fleet)
+    jobs = [check_request(request) for request in requests]
+    best = None
+    for assignment in itertools.product(range(len(kinds)), repeat=len(jobs)):
+        loads = [0] * len(kinds)
+        for (request_type, length), server in zip(jobs, assignment):
+            loads[server] += length * FACTORS[kinds[server]][request_type]
+        if best is None or max(loads) < best[0]:
+            best = (max(loads), list(assignment))
+    return best
+"""
+
+# lower_bound right on the default fleet only: it lets requests be cut between the kinds, like
+# the reference, but gives the Music servers the room of one server.
+ONE_MUSIC_SERVER_BOUND = """\
+    kinds = check_fleet(fleet)
+    jobs = [check_request(request) for request in requests]
+    fastest = [length * min(FACTORS[kind][type_] for kind in kinds) for type_, length in jobs]
+    bound = max(max(fastest, default=0), sum(fastest) / len(kinds))
+    if set(kinds) != {"VP", "M"}:
+        return float(bound)
+    work = {type_: sum(length for t, length in jobs if t == type_) for type_ in "MPV"}
+
+    def fits(target):
+        m_room, vp_room = target, kinds.count("VP") * target  # one Music server's room
+        for type_ in "MPV":
+            on_m = min(work[type_], m_room / FACTORS["M"][type_])
+            m_room -= on_m * FACTORS["M"][type_]
+            vp_room -= (work[type_] - on_m) * FACTORS["VP"][type_]
+        return vp_room >= -1e-9
+
+    low, high = bound, bound + sum(fastest) + 1
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return float(max(bound, low))
+"""

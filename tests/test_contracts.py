@@ -1,0 +1,292 @@
+"""Contracts the lessons state are graded: a broken contract costs its own points, no others.
+
+Each case is a plausible submission that breaks one contract of lessons 1-3 (mutating the
+caller's list, only at a clock after 0; a float or bool let through as a length; the wrong return
+type; code right only on the default fleet; a correct but exponential solver) and is otherwise
+the reference. Graded in-process like ``test_mistakes``: it must lose points in its own exercise,
+with feedback naming the contract, and no other exercise of the lesson may lose any (except
+greedy_assign, which calls the student's own choose_server). A few run through the real sandbox,
+where the harness must see the same things.
+"""
+
+import time
+
+import pytest
+from notebook_fixtures import (
+    BRUTE_FORCE_OPTIMUM,
+    ONE_MUSIC_SERVER_BOUND,
+    mistaken_notebook,
+    solved_notebook,
+)
+
+from autograder.contract import LESSONS, StudentCallError
+from autograder.hidden import lesson03
+from autograder.hidden.common import (
+    RIGHT,
+    Group,
+    Outcome,
+    grade_exercise,
+    unchanged_group,
+    wrong,
+)
+from autograder.mutation import InProcessStudent, mutable_functions
+from autograder.rubric import RUBRIC, grade_lesson
+from autograder.sandbox import SandboxedStudent
+from minilb.notebook_cells import code_cells
+from minilb.optimal import optimal_makespan
+
+SOLUTION = "    ### BEGIN SOLUTION\n"  # an early return after it replaces the whole solution
+CHECKS_OWN_REQUEST = "request_type, length = check_request(request)"
+DIVIDES_BY_THREE = """\
+    kinds = check_fleet(fleet)
+    fastest = [min(processing_time(k, *check_request(r)) for k in kinds) for r in requests]
+    return float(max(max(fastest, default=0), sum(fastest) / 3))
+"""
+
+# (id, function, old text, new text, words the feedback has, points lost: exact, or None for
+# "some"). The exercise that loses is always ``function``.
+CONTRACT_MISTAKES = [
+    # lesson 1
+    ("time-as-float", "processing_time", "return length * FACTORS[kind][request_type]",
+     "return float(length * FACTORS[kind][request_type])",
+     ["returns a float", "processing_time returns an int"], 0.5),
+    ("length-only-checked-below-1", "processing_time",
+     "request_type, length = check_request((request_type, length))",
+     "if request_type not in REQUEST_TYPES or length < 1:\n        raise ValueError('bad')",
+     ["accepts a float length (2.0): lengths must be ints", "bool True"], 0.75),
+    ("matrix-of-floats", "cost_matrix", "[FACTORS[kind][t] for kind in kinds]",
+     "[float(FACTORS[kind][t]) for kind in kinds]",
+     ["returns a list holding floats", "a dict of lists of ints"], 0.5),
+    ("matrix-empties-the-fleet", "cost_matrix", "    kinds = check_fleet(fleet)\n",
+     "    servers = list(fleet) if isinstance(fleet, tuple) else fleet\n    kinds = []\n"
+     "    while servers:\n        kinds.append(servers.pop(0))\n    kinds = check_fleet(kinds)\n",
+     ["mutated the caller's fleet list"], 0.5),
+    # lesson 2
+    ("makespan-int", "makespan", "return float(max(finish_times, default=0.0))",
+     "return max(finish_times, default=0)", ["returns an int; makespan returns a float"], 0.25),
+    ("makespan-sorts-the-list", "makespan", "return float(max(finish_times, default=0.0))",
+     "times = list(finish_times) if isinstance(finish_times, tuple) else finish_times\n"
+     "    times.sort()\n    return float(times[-1]) if times else 0.0",
+     ["mutated the caller's finish_times list"], 0.25),
+    ("makespan-copy-method", "makespan", "return float(max(finish_times, default=0.0))",
+     "return float(max(finish_times.copy(), default=0.0))",
+     ["raised AttributeError", "finish_times as a tuple"], 0.125),
+    ("choose-moves-idle-servers-to-now", "choose_server",
+     "times = _check_times(finish_times, kinds)",
+     "times = finish_times if isinstance(finish_times, list) else list(finish_times)\n"
+     "    _check_times(times, kinds)\n    for server in range(len(times)):\n"
+     "        times[server] = max(now, times[server])",
+     ["mutated the caller's finish_times list"], 0.5),
+    ("choose-returns-bool", "choose_server", "return best_server",
+     "return bool(best_server) if best_server < 2 else best_server",
+     ["returns a bool; choose_server returns an int"], 0.25),
+    ("choose-trusts-lengths", "choose_server", CHECKS_OWN_REQUEST,
+     "request_type, length = request\n    check_request((request_type, 1))\n"
+     "    processing_time = lambda kind, type_, length: length * FACTORS[kind][type_]",
+     ["accepts a float length (2.0)", "must be ints"], 0.125),
+    ("choose-ignores-the-clock-on-music-fleets", "choose_server",
+     "done = max(now, times[server])", "done = times[server]",
+     ["fleets with several Music servers", "ignores the clock"], None),
+    ("greedy-pops-the-requests", "greedy_assign", "for request in requests:",
+     "requests = requests if isinstance(requests, list) else list(requests)\n"
+     "    while requests:\n        request = requests.pop(0)",
+     ["mutated the caller's requests list"], 0.25),
+    ("greedy-music-server-last", "greedy_assign", "kinds = check_fleet(fleet)",
+     "kinds = check_fleet(fleet)\n    kinds = ('VP',) * (len(kinds) - 1) + ('M',)",
+     ["fleets with several Music servers"], None),
+    ("finish-times-ints", "finish_times", "times = [0.0] * len(kinds)",
+     "times = [0] * len(kinds)", ["returns a list holding ints", "a list of floats"], 0.25),
+    # lesson 3
+    ("bound-divides-by-three", "lower_bound", SOLUTION, SOLUTION + DIVIDES_BY_THREE,
+     ["fleets with several Music servers", "fleets with several VP servers",
+      "one server, and five servers"], None),
+    ("bound-one-music-server", "lower_bound", SOLUTION, SOLUTION + ONE_MUSIC_SERVER_BOUND,
+     ["fleets with several Music servers", "not a lower bound"], None),
+    ("bound-int", "lower_bound", "return float(_relaxed_optimum(batch))",
+     "return _relaxed_optimum(batch)", ["returns an int; lower_bound returns a float"], 0.25),
+    ("bound-sorts-the-requests", "lower_bound", SOLUTION,
+     SOLUTION + "    if isinstance(requests, list):\n"
+     "        requests.sort(key=lambda request: request[0])\n",
+     ["mutated the caller's requests list"], 0.25),
+    ("optimum-float-value", "optimal_makespan", "return best_makespan, best",
+     "return float(best_makespan), best", ["returns the value as a float"], 0.25),
+    ("optimum-reverses-the-requests", "optimal_makespan", SOLUTION,
+     SOLUTION + "    if isinstance(requests, list):\n        requests.reverse()\n"
+     "        requests = requests[::-1]\n", ["mutated the caller's requests list"], 0.25),
+    ("optimum-brute-force", "optimal_makespan", SOLUTION, SOLUTION + BRUTE_FORCE_OPTIMUM,
+     ["correct but too slow on 40 requests (budget 1 s)"], 1.0),
+]  # fmt: skip
+
+
+def lesson_of(function: str) -> str:
+    return next(lesson for lesson, names in LESSONS.items() if function in names)
+
+
+def grade_mistake(function: str, old: str, new: str) -> dict[str, tuple[float, float, list]]:
+    """Grade the function's lesson with the mistake: exercise -> (score, max, feedback)."""
+    source = mutable_functions()[function][1]
+    assert old in source, f"{old!r} not in the reference {function}"
+    student = InProcessStudent({function: source.replace(old, new, 1)})
+    return {r.exercise: (r.score, r.max_score, r.feedback)
+            for r in grade_lesson(lesson_of(function), student)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("function", "old", "new", "words", "lost"),
+    [pytest.param(*mistake[1:], id=mistake[0]) for mistake in CONTRACT_MISTAKES],
+)
+def test_a_broken_contract_costs_its_own_points(function, old, new, words, lost):
+    results = grade_mistake(function, old, new)
+    score, max_score, feedback = results[function]
+    text = " ".join(feedback)
+    for word in words:
+        assert word in text, f"{word!r} missing from: {text}"
+    if lost is None:
+        assert score < max_score, text
+    else:
+        assert score == pytest.approx(max_score - lost), text
+    for exercise, (other_score, other_max, _) in results.items():
+        if exercise not in (function, "greedy_assign"):
+            assert other_score == other_max, (exercise, results[exercise])
+
+
+def test_every_graded_exercise_of_lessons_1_to_3_has_a_broken_contract_case():
+    covered = {mistake[1] for mistake in CONTRACT_MISTAKES}
+    for lesson in ("01_cost_matrix", "02_greedy_balancing", "03_optimal_makespan"):
+        assert set(LESSONS[lesson]) <= covered
+
+
+def test_the_mutation_only_shows_at_a_clock_after_zero():
+    """The mutating choose_server above leaves the list alone at now=0: only the clocked cases
+    catch it, so they must run through the harness too."""
+    _, function, old, new, *_ = next(m for m in CONTRACT_MISTAKES
+                                     if m[0] == "choose-moves-idle-servers-to-now")  # fmt: skip
+    source = mutable_functions()[function][1].replace(old, new, 1)
+    namespace = InProcessStudent({function: source}).namespace
+    times = [3, 0, 1.5]
+    namespace["choose_server"](times, ("V", 2), ("VP", "VP", "M"), 0.0)
+    assert times == [3, 0, 1.5]
+    namespace["choose_server"](times, ("V", 2), ("VP", "VP", "M"), 2.0)
+    assert times == [3, 2.0, 2.0]
+
+
+def test_points_per_exercise_are_unchanged():
+    points = {e.name: e.points for exercises in RUBRIC.values() for e in exercises}
+    assert {name: points[name] for name in (
+        "processing_time", "cost_matrix", "makespan", "choose_server", "greedy_assign",
+        "finish_times", "lower_bound", "optimal_makespan")} == {
+        "processing_time": 5, "cost_matrix": 5, "makespan": 1, "choose_server": 4,
+        "greedy_assign": 3, "finish_times": 2, "lower_bound": 4, "optimal_makespan": 6}  # fmt: skip
+
+
+def test_the_reference_solves_every_large_batch_far_within_the_budget():
+    """The budget is 1 s; the reference must stay under a tenth of it on every hidden batch of
+    40 (best of three runs, so a busy machine does not decide), about a millisecond here."""
+    assert len(lesson03.INSTANCES["large"]) >= 4
+    for args in lesson03.INSTANCES["large"]:
+        assert len(args[0]) == lesson03.LARGE
+        seconds = []
+        for _ in range(3):
+            started = time.perf_counter()
+            optimal_makespan(*args)
+            seconds.append(time.perf_counter() - started)
+        assert min(seconds) < lesson03.BUDGET / 10, seconds
+
+
+class CountingStudent:
+    """A stand-in whose large calls time out (or answer wrong), counting how often it is asked."""
+
+    def __init__(self, large: str, small_right: bool = True) -> None:
+        self.large, self.small_right, self.large_calls = large, small_right, 0
+
+    def has(self, function: str) -> bool:
+        return True
+
+    def call(self, function, shapes, *args, timeout=5.0, harness=None):  # noqa: ANN001, ANN201
+        try:
+            value, assignment = optimal_makespan(*args)
+        except ValueError as error:
+            raise StudentCallError("raised", "ValueError", str(error), ("Exception",)) from None
+        if len(args[0]) == lesson03.LARGE:
+            self.large_calls += 1
+            assert timeout == lesson03.BUDGET
+            if self.large == "slow":
+                raise StudentCallError("timeout", message="did not return")
+            value += 1  # "wrong"
+        elif not self.small_right and len(args[0]) > 5:
+            value += 1
+        return {"result": [value, assignment], "mutated": []}
+
+
+def _optimal_makespan_feedback(student: CountingStudent) -> tuple[float, str]:
+    result = lesson03.grade_optimal_makespan(student)  # type: ignore[arg-type]
+    return result.max_score - result.score, " ".join(result.feedback)
+
+
+def test_one_slow_call_ends_the_speed_group_without_more_calls():
+    student = CountingStudent("slow")
+    lost, feedback = _optimal_makespan_feedback(student)
+    assert student.large_calls == 1 and lost == 1
+    assert "correct but too slow on 40 requests (budget 1 s)" in feedback
+
+
+def test_too_slow_is_told_apart_from_wrong():
+    student = CountingStudent("wrong")
+    lost, feedback = _optimal_makespan_feedback(student)
+    assert lost == 1 and "too slow on" not in feedback and "not its makespan" in feedback
+    student = CountingStudent("slow", small_right=False)
+    lost, feedback = _optimal_makespan_feedback(student)
+    assert "too slow on 40 requests" in feedback and "correct but" not in feedback
+
+
+def test_an_audit_earns_nothing_without_a_right_answer():
+    class Stub:
+        def has(self, function: str) -> bool:
+            return True
+
+        def call(self, function, shapes, *args, timeout=5.0, harness=None):  # noqa: ANN001, ANN201
+            raise StudentCallError("raised", "ValueError", "no", ("Exception",))
+
+    def judge(args: tuple, answer: object) -> Outcome:
+        return wrong("raised") if isinstance(answer, StudentCallError) else RIGHT
+
+    groups = [Group("values", 1, [([1],)], judge), unchanged_group(1)]
+    result = grade_exercise("x", "f", Stub(), groups, arguments=("finish_times",))  # type: ignore[arg-type]
+    assert result.score == 0
+
+
+# --- through the real sandbox -----------------------------------------------------------------
+
+
+def test_the_reference_notebooks_keep_full_marks_in_the_sandbox(tmp_path):
+    for lesson in ("01_cost_matrix", "02_greedy_balancing", "03_optimal_makespan"):
+        notebook = solved_notebook(lesson, tmp_path / f"{lesson}.ipynb")
+        with SandboxedStudent(code_cells(notebook), lesson) as student:
+            results = grade_lesson(lesson, student)
+        assert all(r.passed and not r.feedback for r in results), results
+
+
+SANDBOXED = {
+    "choose-moves-idle-servers-to-now": "02_greedy_balancing",
+    "optimum-brute-force": "03_optimal_makespan",
+    "bound-one-music-server": "03_optimal_makespan",
+}
+
+
+@pytest.mark.parametrize("mistake_id", list(SANDBOXED))
+def test_a_broken_contract_through_the_sandbox(tmp_path, mistake_id):
+    _, function, old, new, words, lost = next(m for m in CONTRACT_MISTAKES if m[0] == mistake_id)
+    lesson = SANDBOXED[mistake_id]
+    if old == SOLUTION:  # a whole new body: in front of the reference's first two lines
+        first = "".join(mutable_functions()[function][1].split(SOLUTION)[1].splitlines(True)[:2])
+        old, new = first, new.removeprefix(SOLUTION) + first
+    notebook = mistaken_notebook(lesson, tmp_path / f"{lesson}.ipynb", old, new)
+    started = time.monotonic()
+    with SandboxedStudent(code_cells(notebook), lesson) as student:
+        results = {r.exercise: r for r in grade_lesson(lesson, student)}
+    assert time.monotonic() - started < 60  # one slow call must not eat the notebook's budget
+    result = results[function]
+    assert all(word in " ".join(result.feedback) for word in words), result.feedback
+    if lost is not None:
+        assert result.score == pytest.approx(result.max_score - lost), result
+    assert all(r.passed for name, r in results.items() if name != function), results

@@ -21,7 +21,9 @@ from autograder.contract import LESSONS
 from autograder.rubric import RUBRIC
 
 LESSONS_DIR = Path(__file__).resolve().parents[1] / "lessons"
-EXERCISE_MODULES = ("minilb.costs", "minilb.scheduling", "minilb.optimal", "minilb.protocol")
+EXERCISE_MODULES = (
+    "minilb.costs", "minilb.scheduling", "minilb.optimal", "minilb.protocol", "minilb.network",
+)
 EXERCISES = {name for names in LESSONS.values() for name in names}
 LESSON_OF = {name: lesson for lesson, names in LESSONS.items() for name in names}
 CELL_TIMEOUT = 120

@@ -290,3 +290,11 @@ def test_a_broken_contract_through_the_sandbox(tmp_path, mistake_id):
     if lost is not None:
         assert result.score == pytest.approx(result.max_score - lost), result
     assert all(r.passed for name, r in results.items() if name != function), results
+
+
+def test_a_few_lucky_answers_of_the_right_type_earn_nothing():
+    """A constant is right now and then (6 is M-V-2 and VP-V-6...); the contract groups must not
+    pay for those answers alone."""
+    lucky = {"processing_time": "def processing_time(*args):\n    return 6\n"}
+    result = grade_lesson("01_cost_matrix", InProcessStudent(lucky))[0]
+    assert result.score == 0, result

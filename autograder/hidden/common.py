@@ -12,7 +12,8 @@ points and no others:
 
 - *audit* groups have no cases: they look at every answer to a valid case of the exercise, for
   example "returns exactly the type the API says" (``returns_group``) or "never changes its
-  arguments" (``unchanged_group``). They earn only once some valid case gets a right answer.
+  arguments" (``unchanged_group``). They earn only once some whole group of valid cases earns
+  points, so that a few lucky answers of the right type earn nothing.
 - When ``grade_exercise`` is given the function's argument names, every call goes through the
   contracts harness (``contracts_harness.py``, run inside the sandbox), which reports the
   arguments the call mutated, at every clock and fleet the hidden cases use; and a group may
@@ -215,7 +216,11 @@ def _score(
             credits[group_number] = 0.0 if found or stopped else 1.0
             mistakes[group_number] = found
     answers_valid_inputs = any(not _raised(r.answer) for r in valid)
-    answers_right = any(r.outcome.credit > 0 for r in valid)
+    answers_right = any(  # a whole group, not one lucky answer
+        credits[number] > 0
+        for number, group in enumerate(groups)
+        if group.cases and group.audit is None and not group.invalid_inputs
+    )
     full_elsewhere = all(
         credits[number] == 1.0
         for number, group in enumerate(groups)
@@ -229,7 +234,7 @@ def _score(
             mistakes[group_number] = ["earns points only once valid inputs get an answer"]
         if group.audit is not None and not answers_right and credit > 0:
             credit = 0.0
-            mistakes[group_number] = ["earns points only once some valid input gets a right answer"]
+            mistakes[group_number] = ["earns points only once a group of valid inputs is right"]
         if group.too_slow and full_elsewhere and group.too_slow in mistakes[group_number]:
             mistakes[group_number] = ["correct but " + group.too_slow]
         score += credit * group.points

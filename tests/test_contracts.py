@@ -87,6 +87,9 @@ CONTRACT_MISTAKES = [
     ("choose-ignores-the-clock-on-music-fleets", "choose_server",
      "done = max(now, times[server])", "done = times[server]",
      ["fleets with several Music servers", "ignores the clock"], None),
+    ("choose-music-server-last", "choose_server", "kinds = check_fleet(fleet)",
+     "kinds = check_fleet(fleet)\n    kinds = ('VP',) * (len(kinds) - 1) + ('M',)",
+     ["fleets with several Music servers", "the last server as the only Music server"], None),
     ("greedy-pops-the-requests", "greedy_assign", "for request in requests:",
      "requests = requests if isinstance(requests, list) else list(requests)\n"
      "    while requests:\n        request = requests.pop(0)",

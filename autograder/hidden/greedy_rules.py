@@ -60,6 +60,16 @@ def least_loaded(
     return min(range(len(fleet)), key=lambda server: (times[server], server))
 
 
+def music_server_last(
+    times: Sequence[float],
+    request: Sequence,
+    fleet: Sequence[str] = DEFAULT_FLEET,
+    now: float = 0.0,
+) -> int:
+    """The rule on the default fleet's pattern: every server VP but the last, a Music one."""
+    return choice(times, request, ["VP"] * (len(fleet) - 1) + ["M"], now)
+
+
 # (variant, what the student is told when all their answers follow it)
 CHOICE_MISTAKES: list[tuple[Chooser, str]] = [
     (
@@ -80,6 +90,11 @@ CHOICE_MISTAKES: list[tuple[Chooser, str]] = [
     (
         lambda *a: choice(*a, highest_index=True),
         "your choices break full ties towards the highest index: the rule takes the lowest",
+    ),
+    (
+        music_server_last,
+        "your choices treat the last server as the only Music server: use the kinds of the "
+        "fleet you are given",
     ),
     (
         least_loaded,

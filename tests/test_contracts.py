@@ -66,6 +66,8 @@ CONTRACT_MISTAKES = [
     ("matrix-of-floats", "cost_matrix", "[FACTORS[kind][t] for kind in kinds]",
      "[float(FACTORS[kind][t]) for kind in kinds]",
      ["returns a list holding floats", "a dict of lists of ints"], 0.5),
+    ("matrix-keys-out-of-order", "cost_matrix", "for t in REQUEST_TYPES}",
+     "for t in sorted(REQUEST_TYPES)}", ["the keys go V, P, M"], 0.5),
     ("matrix-empties-the-fleet", "cost_matrix", "    kinds = check_fleet(fleet)\n",
      "    servers = list(fleet) if isinstance(fleet, tuple) else fleet\n    kinds = []\n"
      "    while servers:\n        kinds.append(servers.pop(0))\n    kinds = check_fleet(kinds)\n",

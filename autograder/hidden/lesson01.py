@@ -5,8 +5,9 @@ processing_time: every kind, type and wire length (2.5), lengths above 9 (0.5), 
 positive ints: 2.0, True, "3", 0, -1 (0.75).
 cost_matrix: the default fleet, called with and without the argument (1.5), fleets with several
 Music servers (0.5), with several VP servers (0.5), one, five and ten servers (0.5), fleets
-given as tuples (0.5), returns a dict of lists of ints (0.5), leaves the caller's fleet list
-unchanged (0.5, checked on every call), invalid fleets raise ValueError (0.5).
+given as tuples (0.5), returns a dict of lists of ints with the keys in the order V, P, M (0.5),
+leaves the caller's fleet list unchanged (0.5, checked on every call), invalid fleets raise
+ValueError (0.5).
 """
 
 from autograder.contract import Exercise, ExerciseResult, Student
@@ -144,6 +145,8 @@ def _matrix_types(answer: Answer) -> str:
     wanted = "a dict of lists of ints"
     if not isinstance(answer, dict):
         return f"returns {type_name(answer)}; cost_matrix returns {wanted}"
+    if list(answer) != list(REQUEST_TYPES):
+        return "returns the request types in another order: the keys go V, P, M"
     rows = (list_of("cost_matrix", int, wanted)(row) for row in answer.values())
     return next((mistake for mistake in rows if mistake), "")
 

@@ -20,12 +20,12 @@ greedy_assign (3): batches on the default fleet, empty and single ones included 
 full of ties (0.5); fleets with several Music servers (0.25); other fleets (0.25); lengths
 above 9 (0.25); requests as tuples and ``Request`` named tuples, fleets as tuples (0.25);
 returns a list of ints (0.25); leaves the caller's requests unchanged (0.25); invalid input:
-unknown types (0.125), bad lengths (0.125). An assignment whose every step minimises the
-makespan but breaks a tie-break earns half.
+unknown types or kinds, no server (0.125), bad lengths (0.125). An assignment whose every step
+minimises the makespan but breaks a tie-break earns half.
 finish_times (2): batches with given assignments on the default fleet (0.5), on fleets with
 several Music servers (0.25) and other fleets (0.25); tuples and ``Request`` named tuples
 (0.25); returns a list of floats (0.25); leaves the caller's lists unchanged (0.25); invalid
-input: mismatched lengths and server indices out of range (0.125), bad lengths (0.125).
+input: mismatched lengths, server indices out of range, no server (0.125), bad lengths (0.125).
 All cases come from fixed seeds: every student gets the same cases.
 """
 
@@ -337,8 +337,9 @@ def grade_greedy_assign(student: Student) -> ExerciseResult:
         returns_group(0.25, "returns a list of ints",
                       list_of("greedy_assign", int, "a list of ints (server indices)")),
         unchanged_group(0.25, "leaves the caller's requests unchanged"),
-        Group("invalid input (unknown request types)", 0.125,
-              [([["V", 1], ["Q", 1]],), ([["v", 2]],), ([["M", 2]], ["VP", "X"])],
+        Group("invalid input (unknown request type or kind, no server)", 0.125,
+              [([["V", 1], ["Q", 1]],), ([["v", 2]],), ([["M", 2]], ["VP", "X"]),
+               ([["P", 1]], [])],
               expect_value_error("invalid input"), invalid_inputs=True),
         bad_lengths_group("lengths that are not positive ints", 0.125,
                           lambda length: ([["V", 1], ["M", length]],),
@@ -387,7 +388,8 @@ def finish_time_cases() -> dict[str, list[Args]]:
     shapes = [("tuples",), ("named", "tuple"), ("named-tuple", "tuple", "tuple"),
               ("same", "same", "tuple")]  # fmt: skip
     invalid = [([["V", 1], ["M", 2]], [0]), ([["V", 1]], [0, 1]), ([["P", 2]], [3]),
-               ([["P", 2], ["V", 1]], [0, -1]), ([["M", 2]], [1], ["M"])]  # fmt: skip
+               ([["P", 2], ["V", 1]], [0, -1]), ([["M", 2]], [1], ["M"]),
+               ([["V", 1]], [0], [])]  # fmt: skip
     return {"default": default, "several music": music, "fleets": fleets, "typed": typed,
             "typed shapes": shapes, "invalid": invalid}  # fmt: skip
 
@@ -405,7 +407,8 @@ def grade_finish_times(student: Student) -> ExerciseResult:
         returns_group(0.25, "returns a list of floats",
                       list_of("finish_times", float, "a list of floats")),
         unchanged_group(0.25, "leaves the caller's requests and assignment unchanged"),
-        Group("invalid input (lengths that differ, server indices out of range)", 0.125,
+        Group("invalid input (lengths that differ, server indices out of range, no server)",
+              0.125,
               cases["invalid"], expect_value_error("invalid input"), invalid_inputs=True),
         bad_lengths_group("lengths that are not positive ints", 0.125,
                           lambda length: ([["P", 2], ["V", length]], [0, 1]),

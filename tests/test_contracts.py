@@ -12,6 +12,7 @@ where the harness must see the same things.
 import time
 
 import pytest
+from independent_solvers import solve_cp_sat
 from notebook_fixtures import (
     BRUTE_FORCE_OPTIMUM,
     ONE_MUSIC_SERVER_BOUND,
@@ -20,7 +21,7 @@ from notebook_fixtures import (
 )
 
 from autograder.contract import LESSONS, StudentCallError
-from autograder.hidden import lesson03
+from autograder.hidden import lesson02, lesson03
 from autograder.hidden.common import (
     RIGHT,
     Group,
@@ -29,11 +30,13 @@ from autograder.hidden.common import (
     unchanged_group,
     wrong,
 )
+from autograder.hidden.greedy_rules import choice
 from autograder.mutation import InProcessStudent, mutable_functions
 from autograder.rubric import RUBRIC, grade_lesson
 from autograder.sandbox import SandboxedStudent
 from minilb.notebook_cells import code_cells
 from minilb.optimal import optimal_makespan
+from minilb.scheduling import choose_server, greedy_assign
 
 SOLUTION = "    ### BEGIN SOLUTION\n"  # an early return after it replaces the whole solution
 CHECKS_OWN_REQUEST = "request_type, length = check_request(request)"
@@ -215,6 +218,30 @@ def test_the_reference_solves_every_large_batch_far_within_the_budget():
             optimal_makespan(*args)
             seconds.append(time.perf_counter() - started)
         assert min(seconds) < lesson03.BUDGET / 10, seconds
+
+
+def test_every_hidden_optimum_agrees_with_an_independent_solver():
+    """The expected answers come from the reference solver; CP-SAT, which shares no code with
+    it, must prove the same optimum on every hidden batch of lesson 3, the large ones too."""
+    cases = [*(case for group in lesson03.INSTANCES.values() for case in group),
+             *(case for group in lesson03.BOUND_INSTANCES.values() for case in group)]
+    for args in cases:
+        requests, fleet = (*args, lesson03.FLEET)[:2]
+        solution = solve_cp_sat(requests, fleet, time_limit=60)
+        assert solution.proven_optimal and solution.makespan == lesson03.optimum(*args), args
+
+
+def test_every_hidden_greedy_choice_agrees_with_the_rule_written_out():
+    """Lesson 2's expected choices come from the reference; greedy_rules.choice writes DESIGN
+    section 4 out separately, and both must agree on every hidden state and batch."""
+    for name, cases in lesson02.CHOICE_CASES.items():
+        if name not in ("invalid", "typed shapes"):
+            for args in cases:
+                assert choose_server(*args) == choice(*args), args
+    for name, cases in lesson02.ASSIGNMENT_CASES.items():
+        if name != "typed shapes":
+            for args in cases:
+                assert greedy_assign(*args) == lesson02._simulate(choice, *args), args
 
 
 class CountingStudent:

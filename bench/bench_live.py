@@ -1,8 +1,9 @@
 """The live system, measured side by side in one run (``make bench``).
 
 1. Zero-cost requests (``unit = 0``) at concurrency 1 and 16: requests/s and CPU per request
-   (the serving process plus its reaped children) of the forking balancer, of HAProxy (TCP
-   mode, leastconn) and of one server reached directly.
+   (the serving process plus its reaped children) of the forking balancer, of lesson 4's
+   forking relay (``minilb relay``, in front of one server), of HAProxy (TCP mode, leastconn)
+   and of one server reached directly.
 2. Measured vs predicted makespan of the balancer on a mixed batch.
 3. Makespan of the greedy balancer vs HAProxy leastconn on the same mixed batch, both timed by
    the client from the first request sent to the last reply.
@@ -49,32 +50,35 @@ def measure(address, pid, requests, concurrency):
     return requests / elapsed, cpu / requests
 
 
-class LeanBalancer:
-    """``minilb balancer`` in its own process (the CLI loads only the balancer's modules)."""
+class LeanCommand:
+    """``minilb ARGUMENTS`` in its own process (the CLI loads only that command's modules)."""
 
-    def __init__(self, fleet, servers, unit):
-        pairs = zip(fleet, servers, strict=True)
-        self.specs = [f"{kind}@{host}:{port}" for kind, (host, port) in pairs]
-        self.unit = unit
+    def __init__(self, *arguments):
+        self.arguments = arguments
 
     def __enter__(self):
-        self.dir = tempfile.mkdtemp(prefix="minilb-bench-")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "minilb.cli", "balancer", "--port", "0",
-             "--unit", str(self.unit), "--log", os.path.join(self.dir, "access.log"),
-             "--servers", *self.specs],
-            stdout=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "minilb.cli", *self.arguments], stdout=subprocess.PIPE, text=True
         )
         line = self.process.stdout.readline()
         if not line.startswith("listening on"):
-            raise RuntimeError(f"the balancer did not start: {line!r}")
+            raise RuntimeError(f"minilb {self.arguments[0]} did not start: {line!r}")
         self.address = ("127.0.0.1", int(line.rsplit(":", 1)[1]))
         return self
 
     def __exit__(self, *exc):
         self.process.terminate()
         self.process.wait(30)
-        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def lean_balancer(fleet, servers, log_dir):
+    specs = [f"{kind}@{host}:{port}" for kind, (host, port) in zip(fleet, servers, strict=True)]
+    log = os.path.join(log_dir, "access.log")
+    return LeanCommand("balancer", "--port", "0", "--unit", "0", "--log", log, "--servers", *specs)
+
+
+def lean_relay(server):
+    return LeanCommand("relay", "--port", "0", "--to", f"{server[0]}:{server[1]}")
 
 
 class HAProxy:
@@ -119,16 +123,25 @@ class HAProxy:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def ratio_text(value, baseline, width):
+    """``value / baseline``, or n/a when the baseline used less CPU than the clock can see."""
+    return f"{value / baseline:{width}.1f}" if baseline else f"{'n/a':>{width}}"
+
+
 def throughput(have_haproxy):
     print("\n1. zero-cost requests: requests/s and CPU per request, side by side")
     print(f"{'concurrency':>11} {'path':>9} {'req/s':>8} {'CPU ms/req':>10} "
           f"{'CPU vs direct':>13} {'CPU vs HAProxy':>14}")
-    with Cluster(unit=0.0) as cluster, LeanBalancer(
-        cluster.fleet, cluster.server_addresses, 0.0
-    ) as balancer:
+    with (
+        Cluster(unit=0.0) as cluster,
+        tempfile.TemporaryDirectory(prefix="minilb-bench-") as log_dir,
+        lean_balancer(cluster.fleet, cluster.server_addresses, log_dir) as balancer,
+        lean_relay(cluster.server_addresses[0]) as relay,
+    ):
         paths = {
             "direct": (cluster.server_addresses[0], cluster.server_pids[0]),
             "balancer": (balancer.address, balancer.process.pid),
+            "relay": (relay.address, relay.process.pid),
         }
         haproxy = HAProxy(cluster.server_addresses).__enter__() if have_haproxy else None
         if haproxy:
@@ -138,10 +151,10 @@ def throughput(have_haproxy):
                 results = {name: measure(address, pid, count, concurrency)
                            for name, (address, pid) in paths.items()}
                 for name, (rate, cpu) in results.items():
-                    versus_haproxy = (f"{cpu / results['HAProxy'][1]:14.1f}" if haproxy
-                                      else f"{'n/a':>14}")
+                    versus_direct = ratio_text(cpu, results["direct"][1], 13)
+                    versus_haproxy = ratio_text(cpu, results["HAProxy"][1] if haproxy else 0, 14)
                     print(f"{concurrency:>11} {name:>9} {rate:8.0f} {cpu * 1000:10.3f} "
-                          f"{cpu / results['direct'][1]:13.1f} {versus_haproxy}")
+                          f"{versus_direct} {versus_haproxy}")
                 rate_ratio = results["balancer"][0] / results["direct"][0]
                 print(f"{'':>11} balancer/direct requests/s = {rate_ratio:.2f}")
         finally:

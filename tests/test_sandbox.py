@@ -138,3 +138,27 @@ def test_unreadable_notebooks_say_why(tmp_path, content, reason):
         code_cells(path)
     with pytest.raises(NotebookError, match="could not be read"):
         code_cells(tmp_path / "missing.ipynb")
+
+
+def test_isolation_is_required_or_refused_with_what_to_do(monkeypatch):
+    assert sandbox.require_isolation(allow_unsafe=False) == "bubblewrap"
+    monkeypatch.setattr(sandbox, "bubblewrap_works", lambda: False)
+    with pytest.raises(sandbox.SandboxRefused, match="install it .* or pass --unsafe-no-sandbox"):
+        sandbox.require_isolation(allow_unsafe=False)
+    assert sandbox.require_isolation(allow_unsafe=True) == "jail"
+    monkeypatch.setattr(sandbox.os, "getuid", lambda: 1000)  # not root: no jail either
+    with pytest.raises(sandbox.SandboxRefused, match="needs root"):
+        sandbox.require_isolation(allow_unsafe=True)
+
+
+def test_the_jail_has_no_network_and_its_own_user(monkeypatch):
+    import socket
+
+    monkeypatch.setattr(sandbox, "bubblewrap_works", lambda: False)
+    source = TOOLS + "def whoami():\n    return [os.getuid(), os.getcwd(), sorted(os.listdir('/'))]"
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        with SandboxedStudent(source, "01_cost_matrix", FAST) as student:
+            assert call_error(student, "connect", server.getsockname()[1]).kind == "raised"
+            uid, cwd, top = student.call("whoami")
+    assert uid >= sandbox.jail.UID_BASE and cwd == "/tmp"
+    assert "work" not in top and "proc" not in top and "home" not in top

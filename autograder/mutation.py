@@ -1,4 +1,9 @@
-"""Mutation testing of the hidden tests: ``python -m autograder.mutation [--out DIR]``.
+"""Mutation testing of the hidden tests: ``python -m autograder.mutation`` (``make mutation``).
+
+Two independent measures, one report (``docs/MUTATION.md``): the kit's own AST mutator below,
+and mutmut (``autograder.mutation_mutmut``). Survivors argued to be equivalent are listed, with
+their argument, in ``autograder/equivalent_mutants.toml``; every other survivor is a gap in the
+hidden tests. The rest of this docstring is about the AST mutator.
 
 Each mutant is the reference solution with one small change in one exercise function (a
 comparison flipped, a number changed, ``max`` for ``min``, a tie-break key dropped...). The
@@ -13,13 +18,17 @@ pipe. Real grading never uses it: students' code only runs in the sandbox.
 import argparse
 import ast
 import copy
+import importlib
 import inspect
 import json
+import multiprocessing
 import random
 import signal
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -30,15 +39,21 @@ from typing import Any
 from rich.console import Console
 from rich.progress import track
 
+from autograder import mutation_mutmut
 from autograder.child import bind_harness
 from autograder.contract import LESSONS, StudentCallError
+from autograder.handout import exercise_modules
 from autograder.hidden.common import is_number
 from autograder.hidden.lesson03 import optimum, simple_bound
 from autograder.rubric import grade_lesson
-from minilb import costs, optimal, protocol, scheduling
+from minilb import scheduling
 from minilb.solutions import BEGIN_SOLUTION, END_SOLUTION
 
-EXERCISE_MODULES = (costs, scheduling, optimal, protocol)
+# Every reference module that defines an exercise, in course order (from the exercise API).
+EXERCISE_MODULES = tuple(importlib.import_module(name)
+                         for name in dict.fromkeys(exercise_modules().values()))
+KIT = mutation_mutmut.KIT
+EQUIVALENT_MUTANTS = Path(__file__).with_name("equivalent_mutants.toml")
 
 
 LESSONS_BY_FUNCTION = {name: lesson for lesson, names in LESSONS.items() for name in names}
@@ -217,6 +232,7 @@ class Mutant:
     line: int  # within the function's source
     description: str
     source: str
+    key: str = ""  # a stable id: function, the line's text, the change (see ``mutants``)
 
 
 def _inert_nodes(tree: ast.AST) -> set[int]:
@@ -241,13 +257,17 @@ def mutants() -> list[Mutant]:
     for function, (lesson, source) in mutable_functions().items():
         tree = ast.parse(source)
         skip = _inert_nodes(tree)
+        lines = source.splitlines()
         for target, node in enumerate(ast.walk(tree)):
             if id(node) in skip or isinstance(node, ast.FunctionDef) and node is tree.body[0]:
                 continue
             for description, change in _mutations(node):
                 mutated = ast.unparse(_apply(tree, target, change))
                 line = getattr(node, "lineno", 0)
-                found.append(Mutant(function, lesson, line, description, mutated))
+                key = f"{function}: {lines[line - 1].strip()}: {description}"
+                keys = sum(m.key.startswith(key) for m in found)  # the same change twice
+                key += f" #{keys + 1}" if keys else ""
+                found.append(Mutant(function, lesson, line, description, mutated, key))
     return found
 
 
@@ -300,6 +320,10 @@ def _random_args(function: str, rng: random.Random) -> tuple[Any, ...]:
     return calls[function]()
 
 
+PROBED = {"processing_time", "cost_matrix", "makespan", "choose_server", "greedy_assign",
+          "finish_times", "lower_bound", "optimal_makespan", "parse_request"}  # fmt: skip
+
+
 def _observable(student: InProcessStudent, function: str, args: tuple[Any, ...]) -> Any:
     """What a hidden test can see of one call (any valid optimal assignment is as good)."""
     try:
@@ -319,114 +343,199 @@ def _observable(student: InProcessStudent, function: str, args: tuple[Any, ...])
 
 
 def explain_survivor(mutant: Mutant, trials: int = 300) -> str:
-    """Probe the survivor on random calls: equivalent, or a gap in the hidden tests?"""
+    """Probe the survivor on random calls: a hint whether it is equivalent or a gap in the
+    hidden tests (the verdict is the argued table, ``equivalent_mutants.toml``)."""
     reference = InProcessStudent()
     student = InProcessStudent({mutant.function: mutant.source}, 2.0)
     rng = random.Random(7)
+    probed = [function for function in LESSONS[mutant.lesson] if function in PROBED]
+    if not probed:
+        return "not probed: no random calls for this lesson's functions"
     for _ in range(trials):
-        for function in LESSONS[mutant.lesson]:
+        for function in probed:
             args = _random_args(function, rng)
             if _observable(student, function, args) != _observable(reference, function, args):
-                return f"NOT equivalent: `{function}` answers differently on a random call"
-    return (
-        f"equivalent as far as observable: agrees with the reference on {trials} random calls "
-        "of each function of the lesson (a change that only affects speed, or a redundant check)"
-    )
+                return f"probe: `{function}` answers differently on a random call"
+    return f"probe: agrees with the reference on {trials} random calls of each function"
+
+
+# --- running both tools -----------------------------------------------------------------------
+
+
+def _parallel(function: Any, items: list, workers: int, description: str) -> list:
+    """``[function(item) ...]`` on ``workers`` forked processes, with a progress bar."""
+    context = multiprocessing.get_context("fork")  # the workers inherit the imported grader
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        results = pool.map(function, items, chunksize=2)
+        console = Console(stderr=True)
+        return list(track(results, total=len(items), description=description, console=console))
+
+
+def _grade_and_probe(mutant: Mutant) -> Verdict:
+    verdict = grade_mutant(mutant)
+    if verdict.killed:
+        return verdict
+    return Verdict(mutant, verdict.score, verdict.max_score, explain_survivor(mutant))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One mutant of either tool, as the report shows it."""
+
+    tool: str  # "ast" or "mutmut"
+    key: str  # stable across runs: the key of ``equivalent_mutants.toml``
+    function: str  # what was mutated: an exercise function or a solution helper
+    lesson: str
+    killed: bool
+    change: str  # the AST mutator's description, or mutmut's changed lines
+    probe: str = ""  # survivors only: what random calls say
+
+
+def run_ast(limit: int = 0, workers: int = 2) -> list[Outcome]:
+    candidates = mutants()[: limit or None]
+    verdicts = _parallel(_grade_and_probe, candidates, workers, "AST mutants")
+    return [Outcome("ast", v.mutant.key, v.mutant.function, v.mutant.lesson, v.killed,
+                    v.mutant.description, v.explanation) for v in verdicts]
+
+
+def _as_mutant(result: mutation_mutmut.MutmutResult) -> Mutant | None:
+    """A mutmut survivor as an AST-tool ``Mutant`` (its function's mutated source), so the
+    same random probe can look at it; None when it is not a one-line change of a function."""
+    changed = result.diff.splitlines()
+    functions = mutable_functions()
+    if result.owner not in functions or len(changed) != 2:
+        return None
+    lesson, source = functions[result.owner]
+    old, new = changed[0][1:], changed[1][1:]
+    if source.count(old) != 1:
+        return None
+    return Mutant(result.owner, lesson, result.line, "mutmut", source.replace(old, new))
+
+
+def _probe_mutmut(result: mutation_mutmut.MutmutResult) -> str:
+    if result.killed:
+        return ""
+    mutant = _as_mutant(result)
+    return explain_survivor(mutant) if mutant else "not probed: not a one-line change of a function"
+
+
+def run_mutmut(files: list[Path] | None = None, workers: int = 2) -> list[Outcome]:
+    results = mutation_mutmut.run(files, workers, KIT)
+    probes = _parallel(_probe_mutmut, results, workers, "probing mutmut survivors")
+    return [Outcome("mutmut", r.key, f"{r.module}.{r.owner}",
+                    ", ".join(mutation_mutmut.lessons_of(Path(f"{r.module}.py"))),
+                    r.killed, r.diff, probe) for r, probe in zip(results, probes, strict=True)]
 
 
 # --- the report -------------------------------------------------------------------------------
 
 
-def _rate(verdicts: list[Verdict]) -> str:
-    """Killed among all mutants, and among those that are not (observably) equivalent."""
-    killed = sum(v.killed for v in verdicts)
-    distinct = sum(v.killed or v.explanation.startswith("NOT") for v in verdicts)
-    return (
-        f"{killed}/{len(verdicts)} killed ({100 * killed / max(len(verdicts), 1):.1f}%), "
-        f"{killed}/{distinct} of the non-equivalent ({100 * killed / max(distinct, 1):.1f}%)"
-    )
+def equivalent_arguments(path: Path = EQUIVALENT_MUTANTS) -> dict[str, dict[str, str]]:
+    """tool -> {stable mutant id: why that survivor is equivalent}, maintained by hand."""
+    return tomllib.loads(path.read_text()) if path.exists() else {}
 
 
-def write_report(verdicts: list[Verdict], seconds: float, path: Path) -> str:
-    """Write the Markdown report; return the one-paragraph summary it starts with."""
-    exercises = [v for v in verdicts if v.mutant.function in LESSONS_BY_FUNCTION]
-    helpers = [v for v in verdicts if v.mutant.function not in LESSONS_BY_FUNCTION]
-    survivors = [v for v in verdicts if not v.killed]
-    gaps = [v for v in survivors if v.explanation.startswith("NOT")]
-    summary = (
-        f"exercise functions: {_rate(exercises)}\nsolution helpers: {_rate(helpers)}\n"
-        f"all: {_rate(verdicts)}\nsurvivors a random probe tells apart from the reference: "
-        f"{len(gaps)} ({seconds:.0f} s)"
-    )
-    lines = [
-        "# Mutation report",
-        "",
-        "Each mutant is the reference solution with one change in one exercise function or in a",
-        "helper of the reference solution (the exact solver's internals); the autograder grades",
-        "the mutant's lesson, and a mutant is killed when it loses points. A survivor is",
-        "probed with random calls: if it always answers like the reference (as far as a",
-        "hidden test can see) it counts as equivalent, else as a gap in the hidden tests.",
-        "",
-        "```",
-        summary,
-        "```",
-        "",
-        "| function | lesson | mutants | killed |",
-        "|---|---|---|---|",
-    ]
-    for function in dict.fromkeys(v.mutant.function for v in verdicts):
-        mine = [v for v in verdicts if v.mutant.function == function]
-        killed = sum(v.killed for v in mine)
-        lines.append(f"| `{function}` | {mine[0].mutant.lesson} | {len(mine)} | {killed} |")
-    lines += ["", "## Survivors", ""]
-    lines += [
-        f"- `{v.mutant.function}` line {v.mutant.line}: {v.mutant.description}. {v.explanation}"
-        for v in survivors
-    ]
-    lines += ["", "## Why survivors survive", "", SURVIVOR_NOTES]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return summary
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
-SURVIVOR_NOTES = """\
-- Minimising the resulting makespan and then the request's own finish time picks the same
-  server as minimising the own finish time alone (the earliest-finishing server also gives the
-  smallest makespan), so mutants of `choose_server` that drop or blunt the makespan part (the
-  `others` list, the first key element) are equivalent.
-- Shifting every initial finish time by the same amount (`greedy_assign`'s start at 0.0) never
-  changes a greedy decision.
-- Checks that a later line repeats (`zip(..., strict=True)` raises on mismatched lengths; the
-  wire only carries bytes) and numbers inside error messages change no graded behaviour.
-- The exact solver's helpers (`_fit_within`, `_relaxed_*`, `_split_fits`, `_longest_first`)
-  mostly prune the search or tighten the bound: a weaker pruning rule or a worse starting
-  schedule changes the speed, not the answer, and a weaker lower bound is still a valid bound
-  (the graded contract is: at most the optimum, at least the simple bound).
-- A survivor marked NOT equivalent differs from the reference on some random call that the
-  hidden tests do not contain; each one is a candidate for a new hidden case.
+def summarise(tool: str, outcomes: list[Outcome], arguments: dict[str, str],
+              seconds: float) -> str:
+    """Killed / total, the argued equivalents, and the kill rate on the rest."""
+    killed = sum(o.killed for o in outcomes)
+    equivalent = sum(not o.killed and o.key in arguments for o in outcomes)
+    rest = len(outcomes) - equivalent
+    return (f"{tool}: {killed}/{len(outcomes)} killed ({_percent(killed, len(outcomes))}); "
+            f"{equivalent} survivors argued equivalent; {killed}/{rest} of the non-equivalent "
+            f"killed ({_percent(killed, rest)}); {rest - killed} gaps; {seconds:.0f} s")
+
+
+def _section(tool: str, outcomes: list[Outcome], arguments: dict[str, str],
+             summary: str) -> list[str]:
+    survivors = [o for o in outcomes if not o.killed]
+    gaps = [o for o in survivors if o.key not in arguments]
+    equivalent = [o for o in survivors if o.key in arguments]
+    lines = [f"## {TOOL_TITLES[tool]}", "", "```", summary, "```", "",
+             "| function | lesson | mutants | killed | argued equivalent | gaps |",
+             "|---|---|---|---|---|---|"]
+    for function in dict.fromkeys(o.function for o in outcomes):
+        mine = [o for o in outcomes if o.function == function]
+        counts = [sum(o.killed for o in mine), sum(o in equivalent for o in mine),
+                  sum(o in gaps for o in mine)]
+        lines.append(f"| `{function}` | {mine[0].lesson} | {len(mine)} | "
+                     + " | ".join(map(str, counts)) + " |")
+    lines += ["", f"### Gaps: survivors not argued equivalent ({len(gaps)})", ""]
+    for o in gaps:
+        lines += [f"- `{o.key}` ({o.probe})"]
+        if tool == "mutmut":
+            lines += ["  ```diff", *[f"  {line}" for line in o.change.splitlines()], "  ```"]
+    lines += ["", f"### Survivors argued equivalent ({len(equivalent)})", ""]
+    lines += [f"- `{o.key}`: {arguments[o.key]}" for o in equivalent]
+    keys = {o.key for o in survivors}
+    stale = [key for key in arguments if key not in keys]
+    if stale:
+        lines += ["", "### Arguments that match no survivor now (killed, or the code moved)",
+                  ""] + [f"- `{key}`" for key in stale]
+    return lines + [""]
+
+
+TOOL_TITLES = {"ast": "The kit's AST mutator", "mutmut": "mutmut"}
+HEADER = """# Mutation report
+
+Generated by `make mutation` (`python -m autograder.mutation`); do not edit by hand.
+
+Two independent tools make mutants of the reference solution's exercise functions and of the
+helpers inside its solution regions (never docstrings, framework code, or the wording of error
+messages, which is not graded). The autograder grades each mutant's lesson; a mutant is
+**killed** when it loses points. The AST mutator grades in-process; mutmut's mutants go through
+the real grader: the mutated module is a notebook cell, graded in the sandbox.
+
+A survivor is **equivalent** when `autograder/equivalent_mutants.toml` argues that no correct
+grader could tell it from the reference (it only changes speed, or a later line repeats the
+check it weakens...); every other survivor is a **gap** in the hidden tests. The random probe
+beside each gap is a hint: random calls that tell the mutant apart from the reference make
+a ready-made new hidden case.
 """
+
+
+def write_report(path: Path, tools: dict[str, tuple[list[Outcome], float]],
+                 total_seconds: float) -> str:
+    """Write the Markdown report; return its summary (one line per tool)."""
+    table = equivalent_arguments()
+    summaries = {tool: summarise(tool, outcomes, table.get(tool, {}), seconds)
+                 for tool, (outcomes, seconds) in tools.items()}
+    summary = "\n".join([*summaries.values(), f"total: {total_seconds:.0f} s"])
+    lines = [HEADER, "```", summary, "```", ""]
+    for tool, (outcomes, _) in tools.items():
+        lines += _section(tool, outcomes, table.get(tool, {}), summaries[tool])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m autograder.mutation", description="Grade mutants of the reference."
-    )
-    parser.add_argument("--out", type=Path, default=Path(".mutation"), help="report directory")
-    parser.add_argument("--limit", type=int, default=0, help="grade only the first N mutants")
+        prog="python -m autograder.mutation",
+        description="Grade mutants of the reference with two mutation tools; write the report.")
+    parser.add_argument("--report", type=Path, default=KIT / "docs" / "MUTATION.md")
+    parser.add_argument("--tools", nargs="+", choices=TOOL_TITLES, default=list(TOOL_TITLES))
+    parser.add_argument("--limit", type=int, default=0,
+                        help="AST mutator: grade only the first N mutants (0: all)")
+    parser.add_argument("--modules", nargs="+", type=Path, default=None,
+                        help="mutmut: only these files (default: every exercise module)")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    if args.limit < 0:
-        parser.error("--limit must be 0 (all mutants) or more")
+    if args.limit < 0 or args.workers < 1:
+        parser.error("--limit must be 0 or more and --workers at least 1")
     started = time.monotonic()
-    candidates = mutants()[: args.limit or None]
-    verdicts = []
-    for mutant in track(candidates, description="grading mutants", console=Console(stderr=True)):
-        verdict = grade_mutant(mutant)
-        if not verdict.killed:
-            verdict = Verdict(mutant, verdict.score, verdict.max_score, explain_survivor(mutant))
-        verdicts.append(verdict)
-    report = args.out / "mutation_report.md"
-    summary = write_report(verdicts, time.monotonic() - started, report)
-    print(f"{summary}\nreport: {report}")
+    tools = {}
+    for tool in args.tools:
+        began = time.monotonic()
+        outcomes = (run_ast(args.limit, args.workers) if tool == "ast"
+                    else run_mutmut(args.modules, args.workers))
+        tools[tool] = (outcomes, time.monotonic() - began)
+    summary = write_report(args.report, tools, time.monotonic() - started)
+    print(f"{summary}\nreport: {args.report}")
     return 0
 
 

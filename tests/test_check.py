@@ -186,3 +186,19 @@ def test_autograder_cells_are_neither_run_nor_reported(tmp_path, capsys):
     code, out, _ = check(capsys, path)
     assert code == 0, out
     assert "grade_f" not in out and "RuntimeError" not in out
+
+
+def test_a_kernel_that_will_not_start_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    import contextlib
+
+    from nbclient import NotebookClient
+
+    @contextlib.contextmanager
+    def never_starts(self, **kwargs):
+        raise RuntimeError("Kernel didn't respond in 60 seconds")
+        yield
+
+    monkeypatch.setattr(NotebookClient, "setup_kernel", never_starts)
+    code, out, err = check(capsys, small_notebook(tmp_path / "n.ipynb", []))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "could not start a Python kernel" in err, err

@@ -9,10 +9,11 @@ Cells are named as Jupyter numbers them: ``cell [5]`` is the fifth code cell, th
 ``[5]`` beside it after "Restart Kernel and Run All Cells".
 
 Exit code: 0 if every visible test passes and no cell raised, 1 if not, 2 if the file is not a
-readable notebook.
+readable notebook (or no Python kernel would start).
 """
 
 import argparse
+import contextlib
 import json
 import subprocess
 from dataclasses import dataclass
@@ -28,6 +29,11 @@ from rich.markup import escape
 from minilb.notebook_cells import is_autograder_cell, is_check, is_demo
 
 DEFAULT_CELL_TIMEOUT = 60.0  # seconds; the lessons' test cells take well under one
+KERNEL_START_TIMEOUT = 180.0  # seconds; a kernel starts in a few, more on a busy machine
+
+
+class KernelError(ValueError):
+    """The Python kernel that runs the notebook could not be started (one line for the user)."""
 
 
 @dataclass(frozen=True)
@@ -86,11 +92,19 @@ def run_cells(
 ) -> dict[int, CellError | None]:
     """Run the cells ``is_run`` picks, in order: cell index -> its error, None if none."""
     client = NotebookClient(
-        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": folder}}
+        notebook,
+        timeout=timeout,
+        startup_timeout=KERNEL_START_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": folder}},
     )
     runs: dict[int, CellError | None] = {}
-    # The kernel's own chatter (transport warnings) would only bury the report.
-    with client.setup_kernel(stderr=subprocess.DEVNULL):
+    with contextlib.ExitStack() as stack:
+        try:
+            # The kernel's own chatter (transport warnings) would only bury the report.
+            stack.enter_context(client.setup_kernel(stderr=subprocess.DEVNULL))
+        except Exception as error:  # no kernelspec, a kernel that dies or never answers...
+            raise KernelError(f"could not start a Python kernel: {error}") from None
         for index, cell in enumerate(notebook.cells):
             if not is_run(cell):
                 continue

@@ -30,7 +30,7 @@ COMMANDS = {
 # Offered only inside the course kit, where the `autograder` package sits next to this `minilb`:
 # the student handout never ships it, so a student's `minilb --help` does not list them.
 INSTRUCTOR_COMMANDS = ("release", "grade", "gradescope-package")
-KIT_DIR = Path(__file__).resolve().parent.parent.parent  # reference_solution/minilb -> the kit
+KIT_DIR = Path(__file__).resolve().parent.parent.parent  # the kit, when this minilb is its own
 
 
 class UsageError(Exception):

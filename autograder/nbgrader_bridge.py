@@ -55,8 +55,9 @@ def exercise_score(lesson: str, exercise: str, notebook: Path | None = None) -> 
     result = next((item for item in grade.exercises if item["name"] == exercise), None)
     if result is None:
         raise KeyError(f"{exercise} is not an exercise of {lesson} in the rubric")
-    for note in grade.notes:
-        print(note)
+    if exercise == grade.exercises[0]["name"]:  # notes on the whole notebook: print them once
+        for note in grade.notes:
+            print(note)
     score, points = result["score"], result["max_score"]
     print(f"{exercise}: {score:g} of {points:g} points from the hidden tests")
     for line in result["feedback"]:

@@ -1,0 +1,142 @@
+"""One grading truth: nbgrader, ``minilb grade`` and Gradescope give the same points per exercise.
+
+The same submissions of lessons 1-3 (the reference, a notebook with one plausible bug per
+lesson, the untouched handout) are graded three ways:
+
+(a) ``nbgrader autograde`` in a temporary course (``submitted/<student>/<lesson>/``), scores
+    read from its gradebook: each exercise's autograder cell asks ``autograder.nbgrader_bridge``;
+(b) ``autograder.grade.grade_class`` (``minilb grade``) on that same folder;
+(c) the Gradescope package's ``run_autograder``, one lesson per package, in a temporary
+    ``AUTOGRADER_ROOT``.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from notebook_fixtures import blank_notebook, mistaken_notebook, solved_notebook
+from test_gradescope import run_autograder, unpacked_autograder
+from test_mistakes import MISTAKES
+
+from autograder.grade import grade_class
+from autograder.rubric import RUBRIC
+
+KIT = Path(__file__).resolve().parents[1]
+LESSONS = ["01_cost_matrix", "02_greedy_balancing", "03_optimal_makespan"]
+MISTAKE = {mistake[0]: mistake[2:5] for mistake in MISTAKES}  # id -> (old, new, the loser)
+# One plausible bug per lesson: (old text, new text, the exercise that must lose points).
+BUGS = {
+    "01_cost_matrix": MISTAKE["wrong-factor"],
+    "02_greedy_balancing": MISTAKE["ties-to-highest-index"],
+    "03_optimal_makespan": ("return float(_relaxed_optimum(batch))",  # only the longest request
+                            "return float(max(batch.fastest, default=0))", "lower_bound"),
+}
+ENDLESS_DEMO = 'print("the demo started", flush=True)\nwhile True:\n    pass'
+
+Scores = dict[tuple[str, str], dict[str, float]]  # (student, lesson) -> exercise -> points
+
+
+def write_submissions(course: Path) -> None:
+    """Three students, nbgrader's layout; the buggy lesson 2 also has an endless demo cell."""
+    for lesson in LESSONS:
+        def path(student: str, lesson: str = lesson) -> Path:
+            return course / "submitted" / student / lesson / f"{lesson}.ipynb"
+
+        solved_notebook(lesson, path("reference"))
+        blank_notebook(lesson, path("handout"))
+        old, new, _ = BUGS[lesson]
+        buggy = mistaken_notebook(lesson, path("bugs"), old, new)
+        if lesson == "02_greedy_balancing":
+            notebook = nbformat.read(buggy, as_version=4)
+            demo = nbformat.v4.new_code_cell(ENDLESS_DEMO)
+            demo.metadata["tags"] = ["demo"]
+            notebook.cells.append(demo)
+            nbformat.write(notebook, buggy)
+
+
+def nbgrader(course: Path, *args: str) -> None:
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(course / ".jupyter"), "PATH": path}
+    run = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{run.stdout}{run.stderr}"
+
+
+def nbgrader_scores(course: Path) -> Scores:
+    from nbgrader.api import Gradebook
+
+    every_lesson = "0[1-3]_*"  # one nbgrader run for all (nbgrader expands it): start-up is slow
+    nbgrader(course, "generate_assignment", every_lesson)
+    nbgrader(course, "autograde", every_lesson)
+    scores: Scores = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for lesson in LESSONS:
+            for submission in gradebook.assignment_submissions(lesson):
+                scores[submission.student.id, lesson] = {
+                    grade.name.removeprefix("grade_"): round(grade.score, 4)
+                    for notebook in submission.notebooks
+                    for grade in notebook.grades
+                    if grade.max_score  # the 0-point visible tests
+                }
+    return scores
+
+
+def minilb_grade_scores(course: Path, out: Path) -> Scores:
+    run = grade_class(course, out, workers=2)
+    return {(grade.student, grade.lesson): {exercise["name"]: exercise["score"]
+                                            for exercise in grade.exercises}
+            for grade in run.grades}
+
+
+def gradescope_scores(course: Path, tmp_path: Path) -> Scores:
+    scores: Scores = {}
+    for lesson in LESSONS:
+        root = unpacked_autograder(tmp_path / lesson, lesson)
+        for notebook in sorted(course.glob(f"submitted/*/{lesson}/{lesson}.ipynb")):
+            shutil.rmtree(root / "submission")
+            (root / "submission").mkdir()
+            shutil.copy(notebook, root / "submission")
+            tests = run_autograder(root)["tests"]
+            student = notebook.parent.parent.name
+            scores[student, lesson] = {test["name"].split(": ")[1]: test["score"]
+                                       for test in tests if "score" in test}
+    return scores
+
+
+@pytest.mark.slow
+def test_nbgrader_minilb_grade_and_gradescope_give_the_same_points(tmp_path):
+    course = tmp_path / "course"
+    shutil.copytree(KIT / "lessons", course, ignore=shutil.ignore_patterns(
+        "04_*", "__pycache__", ".ipynb_checkpoints", "release", "submitted", "autograded",
+        "gradebook.db"))
+    write_submissions(course)
+
+    through_nbgrader = nbgrader_scores(course)
+    through_minilb = minilb_grade_scores(course, tmp_path / "grades")
+    through_gradescope = gradescope_scores(course, tmp_path / "gradescope")
+
+    assert through_nbgrader == through_minilb, "nbgrader and minilb grade disagree"
+    assert through_gradescope == through_minilb, "Gradescope and minilb grade disagree"
+
+    # And the points mean something: full marks, a bug costs its own exercise, a blank 0.
+    students = {student for student, _ in through_minilb}
+    assert students == {"reference", "bugs", "handout"}
+    for lesson in LESSONS:
+        full = {exercise.name: float(exercise.points) for exercise in RUBRIC[lesson]}
+        assert through_minilb["reference", lesson] == full
+        assert set(through_minilb["handout", lesson].values()) == {0.0}
+        loser = BUGS[lesson][2]
+        assert through_minilb["bugs", lesson][loser] < full[loser], (lesson, loser)
+
+    # nbgrader never ran the endless demo cell (nor any student cell): it would still be
+    # running, and a skipped cell has no output.
+    autograded = course / "autograded" / "bugs" / "02_greedy_balancing"
+    cells = nbformat.read(autograded / "02_greedy_balancing.ipynb", as_version=4).cells
+    assert cells[-1].source == ENDLESS_DEMO and not cells[-1].outputs
+    ran = [cell for cell in cells if cell.cell_type == "code" and cell.outputs]
+    assert {cell.metadata.nbgrader["grade_id"] for cell in ran} == {
+        f"grade_{exercise.name}" for exercise in RUBRIC["02_greedy_balancing"]}

@@ -68,3 +68,10 @@ def test_close_with_sends_then_ends_the_connection():
         close_with(left, b"ERR x\n")
         assert read_until_closed(right, timeout=5) == b"ERR x\n"
     assert decode_request(b"V9") == Request("V", 9)
+
+
+def test_parse_request_takes_any_bytes_like_message_but_not_text():
+    for data in (b"M5", bytearray(b"M5"), memoryview(b"M5")):
+        assert parse_request(data) == Request("M", 5)
+    with pytest.raises(ProtocolError, match="expected bytes"):
+        parse_request("M5")

@@ -55,7 +55,7 @@ def parse_request(data: bytes) -> Request:
     Request(type='M', length=5)
     """
     ### BEGIN SOLUTION
-    if not isinstance(data, bytes | bytearray):
+    if not isinstance(data, bytes | bytearray | memoryview):  # any bytes-like message
         raise ProtocolError(f"expected bytes, got {type(data).__name__}")
     if len(data) != REQUEST_SIZE:
         raise ProtocolError(

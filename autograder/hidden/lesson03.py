@@ -17,16 +17,19 @@ so that stopping at the bound or a search that narrows the gap wrongly shows (1)
 several Music servers (0.5); other fleets, lengths above 9, empty and single batches (0.5);
 returns an int value and a list of ints (0.25); tuples and ``Request`` named tuples (0.25);
 leaves the caller's requests unchanged (0.25); invalid input: unknown type or kind, no server
-(0.125), bad lengths (0.125); and speed, as the lesson promises: batches of 40 requests within
-1 s per call (1). A case is right when the value is the true optimum and the assignment
+(0.125), bad lengths (0.125); and speed, as the lesson promises, 40 requests within 1 s per
+call: on servers of one kind (0.25), where a branch and bound that starts from longest-first
+and stops at the simple bound finishes at once, and on mixed fleets, where greedy is not optimal
+(0.75), which takes a strong bound (a textbook branch and bound with the simple bound does not
+finish them in 5 s). A case is right when the value is the true optimum and the assignment
 achieves it; a right value with an assignment that does not achieve it earns half.
 
-Sizes, so that an honest exact solver passes every group but the last within the 10 s allowed
-per call, brute force included: at most 10 requests on two or three servers, 8 on four, 7 on
-five, 5 on ten, 6 on one. The 40-request batches are ones the reference solves in about a
-millisecond (tests/test_contracts.py checks it stays far below the budget); brute force would
-need 3 ** 40 tries. A call over the budget loses that group as "too slow", and the group's other
-calls are skipped, so a slow solver costs the notebook about one second.
+Sizes, so that an honest exact solver passes every group but the two speed groups within the
+10 s allowed per call, brute force included: at most 10 requests on two or three servers, 8 on
+four, 7 on five, 5 on ten, 6 on one. The 40-request batches are ones the reference solves in
+about a millisecond (tests/test_contracts.py checks it stays far below the budget); brute force
+would need 3 ** 40 tries. A call over the budget loses its group as "too slow", and the group's
+other calls are skipped, so a slow solver costs the notebook about two seconds.
 """
 
 import math
@@ -148,6 +151,8 @@ def instances() -> dict[str, list[Args]]:
         "several music": music,
         "other": other,
         "typed": typed,
+        "large, one kind": [(_batch(rng, LARGE), fleet)
+                            for fleet in (["VP", "VP", "VP"], ["M", "M"], ["VP", "VP"])],
         "large": large_instances(),
     }
 
@@ -344,8 +349,11 @@ def grade_optimal_makespan(student: Student) -> ExerciseResult:
         bad_lengths_group("lengths that are not positive ints", 0.125,
                           lambda length: ([["V", 2], ["M", length]],),
                           lambda requests, *rest: requests[-1][1]),
-        Group(f"batches of {LARGE} requests within {BUDGET:g} s each", 1, INSTANCES["large"],
-              _judge_optimum, budget=BUDGET, too_slow=TOO_SLOW),
+        Group(f"batches of {LARGE} requests on servers of one kind, within {BUDGET:g} s each",
+              0.25, INSTANCES["large, one kind"], _judge_optimum, budget=BUDGET,
+              too_slow=TOO_SLOW),
+        Group(f"batches of {LARGE} requests on mixed fleets, within {BUDGET:g} s each", 0.75,
+              INSTANCES["large"], _judge_optimum, budget=BUDGET, too_slow=TOO_SLOW),
     ]  # fmt: skip
     return grade_exercise(LESSON, "optimal_makespan", student, groups, _diagnose_optimum,
                           timeout=SOLVER_TIMEOUT, arguments=ARGUMENTS)

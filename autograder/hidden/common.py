@@ -154,8 +154,8 @@ def grade_exercise(
                     break
                 answer, mutated = error, ()
             outcome = group.judge(args, answer)
-            if outcome.mistake and shapes:
-                mistake = f"{outcome.mistake}, {_shaped(shapes, arguments)}"
+            if outcome.mistake and _shaped(shapes, arguments):
+                mistake = f"{outcome.mistake}, with {_shaped(shapes, arguments)}"
                 outcome = Outcome(outcome.credit, mistake)
             responses.append(Response(group, args, answer, outcome, mutated))
         if stopped:
@@ -186,12 +186,13 @@ def _call(
 
 
 def _shaped(shapes: Sequence[str], arguments: Sequence[str]) -> str:
+    """The shapes of a case's arguments in words ("" when all came as plain lists)."""
     words = [
         SHAPE_WORDS[shape].format(name=name)
         for shape, name in zip(shapes, arguments, strict=False)
         if shape in SHAPE_WORDS
     ]
-    return "with " + " and ".join(words)
+    return " and ".join(words)
 
 
 def _score(

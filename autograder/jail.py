@@ -2,7 +2,8 @@
 
 The child is started by ``enter`` (a ``preexec_fn``), which runs as root between fork and exec:
 
-1. new mount, network, IPC and UTS namespaces (no network at all, and mounts stay private);
+1. new mount, network, IPC and UTS namespaces (no network but its own loopback, which lesson 4's
+   socket exercises use; mounts stay private);
 2. a tmpfs root holding read-only bind mounts of exactly what bubblewrap would show: the system
    directories, the Python installation, site-packages, this lesson's copy of ``minilb`` and
    ``/dev/null``, plus an empty writable ``/tmp``; then ``chroot`` into it. The kit, its hidden
@@ -17,9 +18,12 @@ Inside a container without ``CAP_SYS_ADMIN`` it cannot mount: ``works`` says so.
 """
 
 import ctypes
+import fcntl
 import functools
 import os
 import signal
+import socket
+import struct
 import subprocess
 from collections.abc import Callable
 
@@ -29,6 +33,8 @@ UID_BASE = 2_000_000_000  # + a pid (at most 2**22): far above any real account
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = 0x20000, 0x4000000, 0x8000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+IFREQ = struct.Struct("16sH22x")  # struct ifreq: the interface name, then its flags
 TMP_BYTES = 64 << 20
 
 # (kind, source, target): "bind" shows source read-only at target, "symlink" links target to
@@ -57,10 +63,18 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int,
            f"mount {target}")
 
 
+def _loopback_up() -> None:
+    """A new network namespace starts with ``lo`` down: bring it up (as bubblewrap does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as handle:
+        current = IFREQ.unpack(fcntl.ioctl(handle, SIOCGIFFLAGS, IFREQ.pack(b"lo", 0)))[1]
+        fcntl.ioctl(handle, SIOCSIFFLAGS, IFREQ.pack(b"lo", current | IFF_UP))
+
+
 def enter(root: str, layout: list[Mount], set_limits: Callable[[], None]) -> None:
     """Between fork and exec, as root: build the jail at ``root``, enter it, drop to its uid."""
     os.umask(0o022)
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+    _loopback_up()
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount leaks to the machine
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
     for kind, source, target in layout:

@@ -30,7 +30,7 @@ All cases come from fixed seeds: every student gets the same cases.
 """
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from autograder.contract import Exercise, ExerciseResult, Student
@@ -163,6 +163,17 @@ def _differs(
     return cases
 
 
+def _on_fleets(fleets: list[list[str]]) -> Callable[[random.Random], Args]:
+    """Random states on one of ``fleets``, at a clock that is often after some finish times."""
+
+    def state(rng: random.Random) -> Args:
+        fleet = rng.choice(fleets)
+        times = [rng.choice([0, 1, 2.5, 4, 7, 12]) for _ in fleet]
+        return (times, _random_request(rng), fleet, rng.choice([0.0, 1.5, 4, 6.25]))
+
+    return state
+
+
 def choice_cases() -> dict[str, list[Args]]:
     rng = random.Random(20240502)
 
@@ -188,20 +199,11 @@ def choice_cases() -> dict[str, list[Args]]:
     clock = _differs({"clock": False}, 12, rng, clocked)
     clock += [([2, 5.5, 1], _random_request(rng), FLEET, 100.5) for _ in range(3)]
     clock += [clocked(rng) for _ in range(10)]
-    def on_fleets(fleets: list[list[str]]) -> object:
-        def state(r: random.Random) -> Args:
-            fleet = r.choice(fleets)
-            now = r.choice([0.0, 1.5, 4, 6.25])
-            return ([r.choice([0, 1, 2.5, 4, 7, 12]) for _ in fleet], _random_request(r), fleet,
-                    now)  # fmt: skip
-
-        return state
-
-    music = on_fleets(SEVERAL_MUSIC)
+    music = _on_fleets(SEVERAL_MUSIC)
     several_music = _differs({"clock": False}, 6, rng, music, worse=True)
     several_music += _differs({"finish_tie_break": False}, 3, rng, music)
     several_music += [music(rng) for _ in range(8)]
-    fleets = _differs({"clock": False}, 4, rng, on_fleets(OTHER_FLEETS), worse=True)
+    fleets = _differs({"clock": False}, 4, rng, _on_fleets(OTHER_FLEETS), worse=True)
     for fleet in OTHER_FLEETS:
         for _ in range(3):
             now = rng.choice([0.0, 1.5, 4])

@@ -2,6 +2,8 @@
 
 Each mistake is a small edit of one reference function. Most run in-process (the hidden tests
 see the same plain data as through the sandbox); two also run end to end through the sandbox.
+Broken contracts (mutated arguments, wrong return types, bad lengths let through, code right on
+the default fleet only, a correct but slow solver) are in ``test_contracts.py``.
 """
 
 import pytest

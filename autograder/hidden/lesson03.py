@@ -75,7 +75,7 @@ LARGE = 40  # requests in a batch of the speed group
 BUDGET = 1.0  # seconds per call on those batches: the lesson's promise
 TOO_SLOW = f"too slow on {LARGE} requests (budget {BUDGET:g} s)"
 ARGUMENTS = ("requests", "fleet")
-# Requests a brute force can try in a few seconds, per fleet size.
+# Requests per batch, by fleet size, that brute force tries in well under a second each.
 SMALL_SIZES = {1: 6, 2: 10, 3: 9, 4: 8, 5: 7, len(TEN_SERVERS): 5}
 
 

@@ -51,8 +51,8 @@ class Limits:
     restarts: int = 20
     cpu_seconds: int = 60
     memory_bytes: int = 1 << 30
-    processes: int = 32
-    open_files: int = 256
+    processes: int = 256  # threads count too: lesson 4 runs 50 clients and their forked relays
+    open_files: int = 1024
     file_bytes: int = 16 << 20
     reply_bytes: int = 16 << 20
 

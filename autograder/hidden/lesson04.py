@@ -1,13 +1,47 @@
-"""Hidden tests of lesson 4 (the wire protocol): ``parse_request``, 10 points.
+"""Hidden tests of lesson 4 (sockets and forking): 16 points.
 
-All 27 valid messages give the right type and an ``int`` length (4). Invalid messages raise
-``ProtocolError`` or another ``ValueError``: a wrong size, empty included (2); an unknown type,
-lowercase included (2); a length that is not a digit 1-9, including the bytes just outside
-``'1'..'9'`` that character-code arithmetic lets through (1.5); a ``str`` instead of bytes
-(0.5).
+``parse_request`` (3): the 27 valid messages give the right type and an ``int`` length (1);
+invalid messages raise ``ProtocolError`` or another ``ValueError``: a wrong size, empty included
+(0.5); an unknown type, lowercase included (0.5); a length that is not a digit 1-9, including the
+bytes just outside ``'1'..'9'`` (0.5); a ``str`` instead of bytes (0.25); the other bytes-like
+types, ``bytearray`` and ``memoryview``, are accepted and give a ``(type, int)`` tuple (0.25).
+
+``recv_exactly`` (3): a message arriving one byte at a time (1); more bytes waiting than asked
+for, the rest left unread (0.5); a peer that closes early: ``ConnectionError`` (0.5); a silent
+or slowly dripping peer: ``TimeoutError`` once the whole read's deadline passes, not before
+(0.75); an invalid size or timeout: ``ValueError`` (0.25).
+
+``spawn_relay_child`` (3): the server's reply reaches the client, whose connection then ends
+although the parent still holds it, and ``on_reply`` sees it (1); the child leaves with
+``os._exit(0)`` (0.75); a server that hangs up or stays silent: exit code 3 within the timeout
+(0.75); the parent gets the pid, closes its copy of the backend socket, keeps the client (0.5).
+
+``reap_children`` (3): finished children's exit codes, a signal's as ``-N`` (1); all of them
+collected in one call, no zombie left (0.75); with a child still running it returns at once,
+without it (0.75); with no children at all, ``{}`` (0.5).
+
+``serve_forking`` (4): 50 clients at once, every reply reaching its own client through its own
+backend connection (1.5); bad requests answered with an ``ERR`` line, a silent client dropped
+after the timeout (0.5); no child left behind, their exit codes returned (1); the parent decides
+(``route``) before forking, keeps no copy of a client's or backend socket, and serves clients
+concurrently (1).
+
+Sockets cannot cross the pipe to the sandbox, so every exercise but the plain ``parse_request``
+calls runs in a harness (``lesson04_harness_*.py``, sent as source; see ``harness``): it builds
+the sockets and children in the student's process, calls the student's function and answers
+what it saw. A scenario runs once however many groups judge it (``InHarness``). While one
+exercise runs, the other exercises it calls are the reference's, so each is graded on its own.
 """
 
-from autograder.contract import Exercise, ExerciseResult, Student
+import ast
+import functools
+import random
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from autograder.contract import Exercise, ExerciseResult, Student, StudentCallError
 from autograder.hidden.common import (
     RIGHT,
     Answer,
@@ -18,17 +52,94 @@ from autograder.hidden.common import (
     expect_value_error,
     grade_exercise,
     is_index,
+    is_value_error,
     wrong,
 )
 from minilb.costs import REQUEST_TYPES
 from minilb.protocol import WIRE_LENGTHS
 
 LESSON = "04_sockets_and_forking"
+HERE = Path(__file__).resolve().parent
+TOOLS_MODULE = "autograder.hidden.lesson04_harness_tools"
+CHILD_RETURNED, HUNG = 77, "hung"  # as the harness tools report them
+CALL_SECONDS = 9.0  # one scenario, at most
+
+CHILD_RETURNED_NOTE = ("the child returned instead of leaving with os._exit (it would run the "
+                       "parent's code a second time)")  # fmt: skip
+
+
+@functools.cache
+def harness(name: str) -> str:
+    """The source sent to the sandbox for ``lesson04_harness_<name>.py``: the shared tools,
+    then the harness without its import of them (the sandbox cannot import the grader)."""
+    source = (HERE / f"lesson04_harness_{name}.py").read_text()
+    lines = source.splitlines(keepends=True)
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ImportFrom) and node.module == TOOLS_MODULE:
+            end = node.end_lineno or node.lineno
+            lines[node.lineno - 1 : end] = [""] * (end - node.lineno + 1)
+    return (HERE / "lesson04_harness_tools.py").read_text() + "\n" + "".join(lines)
+
+
+class InHarness:
+    """A ``Student`` whose calls run inside one harness; each scenario runs once, however many
+    groups judge what it saw."""
+
+    def __init__(self, student: Student, name: str) -> None:
+        self.student, self.source = student, harness(name)
+        self.seen: dict[str, Any] = {}
+
+    def has(self, function: str) -> bool:
+        return self.student.has(function)
+
+    def call(
+        self, function: str, *args: Any, timeout: float = 5.0, harness: str | None = None
+    ) -> Any:
+        key = repr((function, args))
+        if key not in self.seen:
+            try:
+                self.seen[key] = self.student.call(
+                    function, *args, timeout=timeout, harness=self.source
+                )
+            except StudentCallError as error:
+                self.seen[key] = error
+        answer = self.seen[key]
+        if isinstance(answer, StudentCallError):
+            if answer.exc_type == "HarnessFailure":  # not the student's doing: says grade_lesson
+                raise RuntimeError(f"the {function} harness failed: {answer.message}")
+            raise answer
+        return answer
+
+
+def _names(seen: dict) -> list[str]:
+    """The names of the exception a harness reported (its class first), [] if none."""
+    names = seen.get("raised")
+    return [str(name) for name in names] if isinstance(names, list) else []
+
+
+def _failure(answer: Answer) -> str:
+    """Why a harness answer cannot be judged ("" when it can): the call failed or was garbled."""
+    if isinstance(answer, StudentCallError):
+        return call_failure(answer)
+    return "" if isinstance(answer, dict) else "the call's answer was garbled"
+
+
+def judged(judge: Callable[[Args, dict], Outcome]) -> Callable[[Args, Answer], Outcome]:
+    """``judge`` sees only answers a harness saw through; any other answer is wrong."""
+
+    def check(args: Args, answer: Answer) -> Outcome:
+        failure = _failure(answer)
+        return wrong(failure) if failure else judge(args, answer)
+
+    return check
 
 
 def wire(data: bytes) -> dict[str, str]:
     """How bytes cross the pipe to the student's process (see ``autograder.contract``)."""
     return {"__bytes__": data.decode("latin-1")}
+
+
+# --- parse_request ------------------------------------------------------------------------------
 
 
 def _judge_valid(args: Args, answer: Answer) -> Outcome:
@@ -50,7 +161,26 @@ def _judge_valid(args: Args, answer: Answer) -> Outcome:
     return RIGHT
 
 
-def _rejects(what: str) -> object:
+def _judge_bytes_like(args: Args, answer: Answer) -> Outcome:
+    shape, data = args[0], args[1]["__bytes__"]
+    if is_value_error(answer, also=("ProtocolError",)):
+        return wrong(f"rejected a {shape}: accept any bytes-like data (bytes, bytearray, "
+                     "memoryview)")  # fmt: skip
+    if isinstance(answer, StudentCallError) and answer.exc_type in ("AttributeError", "TypeError"):
+        return wrong(f"failed on a {shape} ({answer.exc_type}): index the bytes, as for bytes")
+    failure = _failure(answer)
+    if failure:
+        return wrong(failure)
+    if answer.get("type") != data[0] or answer.get("length") != int(data[1]):
+        if answer.get("length_kind") != "int":
+            return wrong(f"from a {shape}, the length must be an int")
+        return wrong(f"wrong Request from a {shape}")
+    if answer.get("tuple") is not True:
+        return wrong("should return a Request, a (type, length) tuple")
+    return RIGHT
+
+
+def _rejects(what: str) -> Callable[[Args, Answer], Outcome]:
     return expect_value_error(what, "ProtocolError (a ValueError)", also=("ProtocolError",))
 
 
@@ -59,19 +189,435 @@ def grade_parse_request(student: Student) -> ExerciseResult:
     sizes = [b"", b"V", b"M12", b"P3\n", b"V1V1", b"M5 "]
     types = [b"v1", b"m5", b"p9", b"X3", b"13", b" V", b"\x00\x01", b"\xd6\x35"]
     lengths = [b"V0", b"PA", b"M-", b"V\xff", b"P ", b"M:", b"V/", b"Pv"]
+    bytes_like = [(shape, wire(data)) for shape in ("bytearray", "memoryview")
+                  for data in (b"M5", b"V1", b"P9")]  # fmt: skip
     groups = [
-        Group("the 27 valid messages", 4, valid, _judge_valid),
-        Group("messages of the wrong size (empty too)", 2, [(wire(d),) for d in sizes],
+        Group("the 27 valid messages", 1, valid, _judge_valid),
+        Group("messages of the wrong size (empty too)", 0.5, [(wire(d),) for d in sizes],
               _rejects("a message that is not exactly 2 bytes"), invalid_inputs=True),
-        Group("unknown request types (lowercase too)", 2, [(wire(d),) for d in types],
+        Group("unknown request types (lowercase too)", 0.5, [(wire(d),) for d in types],
               _rejects("a type other than V, P or M (lowercase included)"),
               invalid_inputs=True),
-        Group("lengths that are not a digit 1-9", 1.5, [(wire(d),) for d in lengths],
+        Group("lengths that are not a digit 1-9", 0.5, [(wire(d),) for d in lengths],
               _rejects("a length other than the digits 1-9"), invalid_inputs=True),
-        Group("text instead of bytes", 0.5, [("M5",), ("V12",)],
+        Group("text instead of bytes", 0.25, [("M5",), ("V12",)],
               _rejects("data that is not bytes (the str 'M5')"), invalid_inputs=True),
     ]  # fmt: skip
-    return grade_exercise(LESSON, "parse_request", student, groups)
+    plain = grade_exercise(LESSON, "parse_request", student, groups)
+    if not student.has("parse_request"):
+        return plain
+    shaped = grade_exercise(
+        LESSON,
+        "parse_request",
+        InHarness(student, "bytes"),
+        [Group("bytearray and memoryview messages", 0.25, bytes_like, _judge_bytes_like)],
+    )
+    if plain.feedback == ["not implemented yet (it raises NotImplementedError)"]:
+        shaped.feedback = []
+    return ExerciseResult(
+        LESSON,
+        "parse_request",
+        plain.score + shaped.score,
+        plain.max_score + shaped.max_score,
+        plain.feedback + shaped.feedback,
+    )
 
 
-EXERCISES = [Exercise(LESSON, "parse_request", 10, grade_parse_request)]
+# --- recv_exactly -------------------------------------------------------------------------------
+
+
+def _judge_pieces(args: Args, seen: dict) -> Outcome:
+    data = args[1]["__bytes__"]
+    got = seen.get("returned")
+    if got == data:
+        return RIGHT
+    if isinstance(got, str) and data.startswith(got):
+        return wrong("recv was called once instead of looping until all bytes arrived")
+    names = _names(seen)
+    if "TimeoutError" in names:
+        return wrong("timed out although every byte arrived in time")
+    if names:
+        return wrong(f"raised {names[0]} on a message arriving in pieces")
+    if seen.get("never_returned"):
+        return wrong("never returned, although every byte arrived")
+    return wrong("returned other bytes than the peer sent")
+
+
+def _judge_burst(args: Args, seen: dict) -> Outcome:
+    data, size = args[1]["__bytes__"], args[2]
+    got = seen.get("returned")
+    if got == data[:size] and seen.get("unread") == data[size:]:
+        return RIGHT
+    if got == data[:size] or (isinstance(got, str) and len(got) > size):
+        return wrong("read more than size bytes: the bytes after the message were lost (ask recv "
+                     "only for the bytes still missing)")  # fmt: skip
+    return wrong("did not return exactly the first size bytes")
+
+
+def _judge_closed(args: Args, seen: dict) -> Outcome:
+    names = _names(seen)
+    if "ConnectionError" in names:
+        return RIGHT
+    if seen.get("never_returned"):
+        return wrong("an endless loop once the peer closed: at the end of the stream recv "
+                     "returns empty bytes; raise ConnectionError then")  # fmt: skip
+    if isinstance(seen.get("returned"), str):
+        return wrong("returned a short read when the peer closed early: raise ConnectionError")
+    if "TimeoutError" in names:
+        return wrong("a closed connection was taken for a slow peer (TimeoutError): recv returns "
+                     "empty bytes when the peer closes; raise ConnectionError then")  # fmt: skip
+    what = f"raise {names[0]}" if names else "return that"
+    return wrong(f"a peer that closed early should raise ConnectionError, not {what}")
+
+
+def _judge_silent(args: Args, seen: dict) -> Outcome:
+    data, timeout = args[1]["__bytes__"], args[3]
+    names, seconds = _names(seen), seen.get("seconds")
+    if seen.get("blocked"):
+        return wrong("no timeout: a silent peer blocked the call")
+    if "TimeoutError" in names and isinstance(seconds, int | float):
+        if seconds < 0.9 * timeout:
+            return wrong("gave up before the timeout")
+        return RIGHT
+    if seen.get("returned") == data:
+        return wrong(
+            "the timeout restarts at every recv: a peer that sends a byte now and "
+            "then can hold the call for ever (use one deadline for the whole read)"
+        )
+    if isinstance(seen.get("returned"), str):
+        return wrong("returned a short read at the timeout: raise TimeoutError")
+    return wrong(f"a silent peer should raise TimeoutError, not {names[0] if names else 'return'}")
+
+
+def _judge_invalid(args: Args, seen: dict) -> Outcome:
+    if "ValueError" not in _names(seen):
+        return wrong("an invalid size or timeout should raise ValueError")
+    if seen.get("valid_read") != args[1]["__bytes__"]:
+        return wrong("earns points only once valid inputs get an answer")
+    return RIGHT
+
+
+def grade_recv_exactly(student: Student) -> ExerciseResult:
+    message = wire(b"M5P3V9")
+    groups = [
+        Group("a message arriving in pieces", 1, [("drip", wire(b"M5"), 2, 2.0),
+              ("drip", message, 6, 2.0)], judged(_judge_pieces)),
+        Group("more bytes waiting than asked for", 0.5, [("burst", message, 2, 2.0),
+              ("burst", wire(b"P7\x00"), 1, 2.0)], judged(_judge_burst)),
+        Group("a peer that closes early", 0.5, [("closes", wire(b"V4"), 2, 1.0),
+              ("closes", wire(b""), 3, 1.0)], judged(_judge_closed)),
+        Group("a silent or slowly dripping peer", 0.75, [("silent", wire(b"P6"), 2, 0.5),
+              ("slow-drip", wire(b"V1P2M3V4"), 8, 0.6)], judged(_judge_silent)),
+        Group("an invalid size or timeout", 0.25, [("invalid", wire(b"P4"), size, timeout)
+              for size, timeout in ((0, 1.0), (-2, 1.0), (2, 0), (2, -1.0))],
+              judged(_judge_invalid)),
+    ]  # fmt: skip
+    return grade_exercise(LESSON, "recv_exactly", InHarness(student, "recv"), groups,
+                          timeout=CALL_SECONDS)  # fmt: skip
+
+
+# --- spawn_relay_child --------------------------------------------------------------------------
+
+
+def _judge_relayed(args: Args, seen: dict) -> Outcome:
+    reply = args[1]["__bytes__"]
+    if not seen.get("pid"):
+        return wrong("did not return the child's pid (did it fork?)")
+    if seen.get("reply") != reply:
+        if seen.get("code") == CHILD_RETURNED:
+            return wrong(CHILD_RETURNED_NOTE)
+        return wrong("the client got no reply" if not seen.get("reply") else
+                     "the client got something else than the server's reply")  # fmt: skip
+    if not seen.get("ended"):
+        return wrong("the client never saw the end of the connection: shut the client socket "
+                     "down in the child (the parent still holds a copy, so close alone does "
+                     "not end it)")  # fmt: skip
+    if seen.get("on_reply") != reply:
+        return wrong("on_reply was not called with the reply")
+    return RIGHT
+
+
+def _judge_child_exit(args: Args, seen: dict) -> Outcome:
+    code, server = seen.get("code"), args[0]
+    if code == CHILD_RETURNED:
+        return wrong(CHILD_RETURNED_NOTE)
+    if not seen.get("pid"):
+        return wrong("did not return the child's pid (did it fork?)")
+    if server == "answers":
+        if code == HUNG:
+            return wrong("the child did not end after relaying the reply")
+        return RIGHT if code == 0 else wrong("after a relay the child should exit with code 0")
+    if code == HUNG:
+        return wrong(
+            "the child ignored the timeout: a silent server kept it waiting"
+            if server == "silent"
+            else "the child did not end when the server hung up"
+        )
+    if code != 3:
+        return wrong("when the server fails the child should exit with code 3 "
+                     "(EXIT_BACKEND_FAILED)")  # fmt: skip
+    return RIGHT
+
+
+def _judge_parent_sockets(args: Args, seen: dict) -> Outcome:
+    if not seen.get("pid"):
+        return wrong("did not return the child's pid (did it fork?)")
+    if seen.get("backend_open"):
+        return wrong("the parent kept its copy of the backend socket open (fd leaked)")
+    if not seen.get("client_open"):
+        return wrong("the parent closed the client socket: its caller still needs it")
+    if seen.get("new_sockets"):
+        return wrong("the parent kept new sockets open (fd leaked)")
+    return RIGHT
+
+
+def grade_spawn_relay_child(student: Student) -> ExerciseResult:
+    answers = ("answers", wire(b"P7"), 2.0)
+    failing = [("closes", wire(b""), 2.0), ("silent", wire(b""), 0.5)]
+    groups = [
+        Group("the server's reply relayed to the client", 1, [answers], judged(_judge_relayed)),
+        Group("the child leaves with os._exit", 0.75, [answers], judged(_judge_child_exit)),
+        Group("a server that fails: exit code 3", 0.75, failing, judged(_judge_child_exit)),
+        Group("the parent's sockets", 0.5, [answers], judged(_judge_parent_sockets)),
+    ]
+    return grade_exercise(LESSON, "spawn_relay_child", InHarness(student, "relay"), groups,
+                          timeout=CALL_SECONDS)  # fmt: skip
+
+
+# --- reap_children ------------------------------------------------------------------------------
+
+
+def _raw_status(code: int) -> int:
+    return code << 8 if code >= 0 else -code
+
+
+def _raised_note(seen: dict) -> str:
+    names = _names(seen)
+    if "ChildProcessError" in names:
+        return ("raised ChildProcessError: waitpid raises it when no children are left; catch "
+                "it and return what was collected")  # fmt: skip
+    return f"raised {names[0]}" if names else ""
+
+
+def _judge_codes(args: Args, seen: dict) -> Outcome:
+    exits, codes = args[0], seen.get("codes")
+    if _raised_note(seen):
+        return wrong(_raised_note(seen))
+    if seen.get("kind") != "dict" or not isinstance(codes, list) or len(codes) != len(exits):
+        return wrong("should return a dict of pid: exit code")
+    pairs = [(got, code) for got, code in zip(codes, exits, strict=True) if got is not None]
+    if not pairs:
+        return wrong("no finished child was collected")
+    if all(got == code for got, code in pairs):
+        return RIGHT
+    if all(got == _raw_status(code) for got, code in pairs if code >= 0):
+        return wrong("exit codes not collected (raw wait status?): use os.waitstatus_to_exitcode")
+    if all(got == code for got, code in pairs if code >= 0):
+        return wrong("a child killed by signal N should have the code -N "
+                     "(os.waitstatus_to_exitcode)")  # fmt: skip
+    return wrong("wrong exit codes")
+
+
+def _judge_all_collected(args: Args, seen: dict) -> Outcome:
+    if _raised_note(seen):
+        return wrong(_raised_note(seen))
+    left, codes = seen.get("left"), seen.get("codes") or []
+    if isinstance(left, int) and left > 0:
+        if sum(code is not None for code in codes) == 1:
+            return wrong("only one child collected per call: loop until waitpid reports no "
+                         "more finished children")  # fmt: skip
+        return wrong(f"zombies left: {left}")
+    if None in codes:
+        return wrong("children it collected are missing from the result")
+    if seen.get("others"):
+        return wrong("the result holds pids that are not its children")
+    return RIGHT
+
+
+def _judge_running(args: Args, seen: dict) -> Outcome:
+    if seen.get("blocked"):
+        return wrong("waitpid blocked while a child was still running (use os.WNOHANG)")
+    if _raised_note(seen):
+        return wrong(_raised_note(seen))
+    if seen.get("running_reported"):
+        return wrong("reported a child that was still running (waitpid returns (0, 0) while "
+                     "children run: stop there)")  # fmt: skip
+    if seen.get("codes") != args[0]:
+        return wrong("did not collect every finished child while another was still running")
+    return RIGHT
+
+
+def _judge_no_children(args: Args, seen: dict) -> Outcome:
+    if "ChildProcessError" in _names(seen):
+        return wrong("raised ChildProcessError when there were no children: catch it and "
+                     "return an empty dict")  # fmt: skip
+    if _raised_note(seen):
+        return wrong(_raised_note(seen))
+    if seen.get("kind") != "dict" or seen.get("others"):
+        return wrong("with no children it should return an empty dict")
+    return RIGHT
+
+
+def grade_reap_children(student: Student) -> ExerciseResult:
+    finished = [([0, 3, 1, 42], False), ([7, -9], False)]
+    groups = [
+        Group("exit codes of finished children", 1, finished, judged(_judge_codes)),
+        Group(
+            "every finished child collected (no zombies)",
+            0.75,
+            finished,
+            judged(_judge_all_collected),
+        ),
+        Group("a child still running", 0.75, [([2, 0], True)], judged(_judge_running)),
+        Group("no children at all", 0.5, [([], False)], judged(_judge_no_children)),
+    ]
+    return grade_exercise(LESSON, "reap_children", InHarness(student, "reap"), groups,
+                          timeout=CALL_SECONDS)  # fmt: skip
+
+
+# --- serve_forking ------------------------------------------------------------------------------
+
+BAD = ["X1", "m5", "M0", "V:"]
+FAIL = "P8"  # the echo server hangs up on this one: its child exits with 3
+
+
+def _many_requests() -> list[str]:
+    good = [f"{t}{n}" for t in REQUEST_TYPES for n in WIRE_LENGTHS if f"{t}{n}" != FAIL]
+    requests = good + good[:17] + [FAIL] * 3 + BAD
+    random.Random(4).shuffle(requests)
+    return requests  # 50
+
+
+# (requests, the echo server hangs up on these, hold, timeout): the timeout is also how long
+# a child waits for the echo server, so it is generous where the server must answer.
+MANY = (_many_requests(), [wire(FAIL.encode())], 0, 3.0)
+SILENT = (["V1", "~M5", "P2", "M3"], [], 0, 1.0)
+CONCURRENT = (["V2", "M2"], [], 2, 3.0)
+
+
+def _raised_while_serving(seen: dict) -> str:
+    names = _names(seen)
+    if not names:
+        return ""
+    return f"raised {names[0]} while serving: the server must never die on a client"
+
+
+def _answers(requests: list[str], seen: dict) -> list[tuple[str, str, bool]]:
+    """(request, what its client got, whether its connection ended) for every client."""
+    answers = seen.get("answers")
+    if not isinstance(answers, list) or len(answers) != len(requests):
+        return [(request, "", False) for request in requests]
+    return [(request, str(answer[0]), answer[1] is True)
+            if isinstance(answer, list) and len(answer) == 2 else (request, "", False)
+            for request, answer in zip(requests, answers, strict=True)]  # fmt: skip
+
+
+def _wrong_replies(requests: list[str], seen: dict) -> str:
+    """What went wrong with the replies to valid requests ("" if nothing)."""
+    asked = [
+        (request, (got, ended))
+        for request, got, ended in _answers(requests, seen)
+        if request not in BAD and request != FAIL and not request.startswith("~")
+    ]
+    valid = {request for request, _ in asked}
+    if any(answer[0] != request and answer[0] in valid for request, answer in asked):
+        return "a reply reached the wrong client"
+    if any(answer[0] != request for request, answer in asked):
+        return "some clients did not get their reply"
+    if not all(answer[1] for _, answer in asked):
+        return "some clients never saw the end of their connection"
+    return ""
+
+
+def _judge_replies(args: Args, seen: dict) -> Outcome:
+    shared = seen.get("most_per_connection", 0) > 1
+    if shared:
+        return wrong("one backend socket shared by all children: reply reached the wrong client")
+    mistake = _raised_while_serving(seen) or _wrong_replies(args[0], seen)
+    if seen.get("stuck"):
+        return wrong("did not return after its last connection")
+    return wrong(mistake) if mistake else RIGHT
+
+
+def _judge_bad_and_silent(args: Args, seen: dict) -> Outcome:
+    requests = args[0]
+    if _raised_while_serving(seen):
+        return wrong(_raised_while_serving(seen))
+    for request, got, ended in _answers(requests, seen):
+        if request in BAD and not (got.startswith("ERR ") and got.endswith("\n")):
+            return wrong("bad requests must be answered with an ERR line")
+        if request.startswith("~") and not ended:
+            return wrong("no timeout on a client's request: a silent client stalled the server")
+    mistake = _wrong_replies(requests, seen)
+    return wrong(mistake) if mistake else RIGHT
+
+
+def _judge_children(args: Args, seen: dict) -> Outcome:
+    requests = args[0]
+    mistakes = []
+    if seen.get("zombies"):
+        mistakes.append(f"zombies left: {seen['zombies']}")
+    if seen.get("unreaped_rounds"):
+        mistakes.append("zombies piled up while serving: reap finished children each time round")
+    if seen.get("running") or seen.get("hung"):
+        mistakes.append("returned while children were still running: wait for every child "
+                        "before returning")  # fmt: skip
+    returned = seen.get("returned")
+    expected = Counter(3 if request == FAIL else 0 for request in requests if request not in BAD)
+    if not isinstance(returned, list):
+        mistakes.append("should return a dict of pid: exit code")
+    else:
+        codes = Counter(pair[1] for pair in returned)
+        if codes[_raw_status(3)]:
+            mistakes.append("exit codes not collected (raw wait status?)")
+        elif codes.total() != expected.total():
+            mistakes.append("did not return an exit code for every child it started")
+        elif codes != expected:
+            mistakes.append("wrong exit codes")
+    if not mistakes and _raised_while_serving(seen):
+        mistakes.append(_raised_while_serving(seen))
+    return wrong("; ".join(mistakes[:2])) if mistakes else RIGHT
+
+
+def _judge_parent(args: Args, seen: dict) -> Outcome:
+    requests, hold = args[0], args[2]
+    if hold:
+        if seen.get("most_waiting", 0) < hold:
+            return wrong("clients were served one at a time: the parent waited for each child "
+                         "(waitpid blocked; use os.WNOHANG)")  # fmt: skip
+        return RIGHT
+    valid = sum(request not in BAD for request in requests)
+    if _raised_while_serving(seen):
+        return wrong(_raised_while_serving(seen))
+    if seen.get("route_calls") == 0 and not _wrong_replies(requests, seen):
+        return wrong("the decision was made in the child: the parent's state never changed "
+                     "(lost update)")  # fmt: skip
+    if seen.get("held_clients"):
+        return wrong("the parent kept the client socket open (fd leaked)")
+    if seen.get("held_backends"):
+        return wrong("the parent kept its backend socket open (fd leaked)")
+    if seen.get("route_calls") != valid:
+        return wrong("route should be called once per valid request, in the parent")
+    return RIGHT
+
+
+def grade_serve_forking(student: Student) -> ExerciseResult:
+    groups = [
+        Group("many clients at once", 1.5, [MANY], judged(_judge_replies)),
+        Group("bad and silent requests", 0.5, [MANY, SILENT], judged(_judge_bad_and_silent)),
+        Group("children: none left behind, exit codes returned", 1, [MANY],
+              judged(_judge_children)),
+        Group("the parent's part: decide, close its copies, serve concurrently", 1,
+              [MANY, CONCURRENT], judged(_judge_parent)),
+    ]  # fmt: skip
+    return grade_exercise(LESSON, "serve_forking", InHarness(student, "serve"), groups,
+                          timeout=CALL_SECONDS)  # fmt: skip
+
+
+EXERCISES = [
+    Exercise(LESSON, "parse_request", 3, grade_parse_request),
+    Exercise(LESSON, "recv_exactly", 3, grade_recv_exactly),
+    Exercise(LESSON, "spawn_relay_child", 3, grade_spawn_relay_child),
+    Exercise(LESSON, "reap_children", 3, grade_reap_children),
+    Exercise(LESSON, "serve_forking", 4, grade_serve_forking),
+]

@@ -50,8 +50,8 @@ from minilb import scheduling
 from minilb.solutions import BEGIN_SOLUTION, END_SOLUTION
 
 # Every reference module that defines an exercise, in course order (from the exercise API).
-EXERCISE_MODULES = tuple(importlib.import_module(name)
-                         for name in dict.fromkeys(exercise_modules().values()))
+EXERCISE_MODULES = tuple(importlib.import_module(name) for name in dict.fromkeys(
+    exercise_modules()[f] for fs in LESSONS.values() for f in fs if f in exercise_modules()))
 KIT = mutation_mutmut.KIT
 EQUIVALENT_MUTANTS = Path(__file__).with_name("equivalent_mutants.toml")
 

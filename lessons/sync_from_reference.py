@@ -124,11 +124,19 @@ def autograder_source(lesson: str, exercise: str, points: float) -> str:
     ])
 
 
+def is_autograder_cell(cell: nbformat.NotebookNode) -> bool:
+    nbgrader = cell.metadata.get("nbgrader", {})
+    return bool(nbgrader.get("grade")) and nbgrader.get("grade_id", "").startswith("grade_")
+
+
 def sync_grading_cells(notebook: nbformat.NotebookNode, lesson: str) -> bool:
     """Give every rubric exercise of ``lesson`` a 0-point visible test followed by its
-    autograder cell; return whether anything changed."""
-    changed = False
-    cells = notebook.cells
+    autograder cell (moved there if it sits elsewhere, dropped if the rubric no longer has the
+    exercise); return whether anything changed."""
+    before = nbformat.writes(notebook)
+    old = {cell.metadata.nbgrader["grade_id"]: cell
+           for cell in notebook.cells if is_autograder_cell(cell)}
+    cells = notebook.cells = [cell for cell in notebook.cells if not is_autograder_cell(cell)]
     for exercise in RUBRIC[lesson]:
         where = [i for i, cell in enumerate(cells)
                  if cell.metadata.get("nbgrader", {}).get("grade_id") == exercise.name]
@@ -137,24 +145,16 @@ def sync_grading_cells(notebook: nbformat.NotebookNode, lesson: str) -> bool:
         after = where[0] + 1  # the autograder cell's place: after the visible test, if any
         test = cells[after] if after < len(cells) else None
         if test and test.metadata.get("nbgrader", {}).get("grade_id") == f"test_{exercise.name}":
-            visible = nbgrader_metadata(f"test_{exercise.name}", 0)
-            if test.metadata["nbgrader"] != visible:
-                test.metadata["nbgrader"], changed = visible, True
+            test.metadata["nbgrader"] = nbgrader_metadata(f"test_{exercise.name}", 0)
             after += 1
-        graded = nbgrader_metadata(f"grade_{exercise.name}", exercise.points)
-        source = autograder_source(lesson, exercise.name, exercise.points)
-        if after < len(cells) and cells[after].metadata.get("nbgrader", {}).get(
-            "grade_id"
-        ) == graded["grade_id"]:
-            cell = cells[after]
-        else:
-            cell = nbformat.v4.new_code_cell(source)
+        grade_id = f"grade_{exercise.name}"
+        cell = old.get(grade_id) or nbformat.v4.new_code_cell()
+        if grade_id not in old:
             cell.id = f"grade-{exercise.name}"  # stable, so that re-running changes nothing
-            cells.insert(after, cell)
-            changed = True
-        if cell.source != source or cell.metadata.get("nbgrader") != graded:
-            cell.source, cell.metadata["nbgrader"], changed = source, graded, True
-    return changed
+        cell.source = autograder_source(lesson, exercise.name, exercise.points)
+        cell.metadata["nbgrader"] = nbgrader_metadata(grade_id, exercise.points)
+        cells.insert(after, cell)
+    return nbformat.writes(notebook) != before
 
 
 def sync(notebook_path: Path, write: bool) -> bool:

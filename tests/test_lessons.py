@@ -6,6 +6,7 @@ Each solution cell must be the reference function, character for character up to
 
 import ast
 import importlib
+import importlib.util
 import inspect
 import subprocess
 import sys
@@ -250,3 +251,21 @@ def test_notebook_code_taken_from_the_reference_is_up_to_date():
         [sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sync_puts_every_autograder_cell_back_in_place_and_is_idempotent():
+    spec = importlib.util.spec_from_file_location("sync", LESSONS_DIR / "sync_from_reference.py")
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    lesson = "02_greedy_balancing"
+    nb = notebook(lesson)
+    moved = next(c for c in nb.cells if nbgrader_of(c).get("grade_id") == "grade_makespan")
+    nb.cells.remove(moved)
+    nb.cells.append(moved)  # an instructor moved it
+    nb.cells = [c for c in nb.cells if nbgrader_of(c).get("grade_id") != "grade_finish_times"]
+    for cell in nb.cells:
+        if nbgrader_of(cell).get("grade_id") == "grade_choose_server":
+            cell.metadata.nbgrader["points"] = 99  # or edited the points by hand
+    assert sync.sync_grading_cells(nb, lesson)
+    assert not sync.sync_grading_cells(nb, lesson)
+    assert nbformat.writes(nb) == nbformat.writes(notebook(lesson))

@@ -236,3 +236,15 @@ def test_harness_sources_are_self_contained():
         modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not any(module.startswith("autograder") for module in modules if module), name
         assert any(isinstance(node, ast.FunctionDef) and node.name == "run" for node in tree.body)
+
+
+def test_a_scenario_the_harness_cannot_set_up_is_not_blamed_on_the_student():
+    no_more_files = ("import os, resource\n"
+                     "held = len(os.listdir('/proc/self/fd'))\n"
+                     "resource.setrlimit(resource.RLIMIT_NOFILE, (held, held))\n")  # fmt: skip
+    results = grade([*reference_cells(), no_more_files])
+    assert results["parse_request"].passed  # plain calls need no new descriptor
+    for name in ("recv_exactly", "spawn_relay_child", "reap_children", "serve_forking"):
+        assert results[name].score == 0
+        assert "grader failed" in results[name].feedback[0], results[name]
+        assert "not your fault" in results[name].feedback[0]

@@ -22,15 +22,16 @@ without it (0.75); with no children at all, ``{}`` (0.5).
 
 ``serve_forking`` (4): 50 clients at once, every reply reaching its own client through its own
 backend connection (1.5); bad requests answered with an ``ERR`` line, a silent client dropped
-after the timeout (0.5); no child left behind, their exit codes returned (1); the parent decides
-(``route``) before forking, keeps no copy of a client's or backend socket, and serves clients
-concurrently (1).
+after the timeout (0.5); children reaped each time round and none left behind, their exit codes
+returned (1); the parent decides (``route``) before forking, keeps no copy of a client's or
+backend socket, and serves clients concurrently (1).
 
 Sockets cannot cross the pipe to the sandbox, so every exercise but the plain ``parse_request``
 calls runs in a harness (``lesson04_harness_*.py``, sent as source; see ``harness``): it builds
 the sockets and children in the student's process, calls the student's function and answers
 what it saw. A scenario runs once however many groups judge it (``InHarness``). While one
 exercise runs, the other exercises it calls are the reference's, so each is graded on its own.
+A harness that cannot set its scenario up (a sandbox limit) fails the grader, not the student.
 """
 
 import ast
@@ -496,6 +497,9 @@ CONCURRENT = (["V2", "M2"], [], 2, 3.0)
 
 
 def _raised_while_serving(seen: dict) -> str:
+    """Why serving stopped early ("" if it did not): it never returned, or it raised."""
+    if seen.get("stuck"):  # then the harness shut the listener to stop it
+        return "did not return after its last connection"
     names = _names(seen)
     if not names:
         return ""
@@ -530,12 +534,9 @@ def _wrong_replies(requests: list[str], seen: dict) -> str:
 
 
 def _judge_replies(args: Args, seen: dict) -> Outcome:
-    shared = seen.get("most_per_connection", 0) > 1
-    if shared:
+    if seen.get("most_per_connection", 0) > 1:
         return wrong("one backend socket shared by all children: reply reached the wrong client")
     mistake = _raised_while_serving(seen) or _wrong_replies(args[0], seen)
-    if seen.get("stuck"):
-        return wrong("did not return after its last connection")
     return wrong(mistake) if mistake else RIGHT
 
 

@@ -31,7 +31,7 @@ from minilb.exercises import LESSONS
 from minilb.solutions import BEGIN_SOLUTION, ReleaseError, stub_solutions
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-KIT_DIR = PACKAGE_DIR.parent.parent  # reference_solution/minilb -> the kit
+KIT_DIR = PACKAGE_DIR.parent.parent  # the kit that holds this package
 SKIPPED_NAMES = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
 
 

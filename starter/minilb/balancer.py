@@ -1,6 +1,7 @@
-"""The forking balancer (DESIGN section 6).
+"""The forking balancer.
 
-``minilb balancer --port P --servers KIND@HOST:PORT ... [--unit U] [--policy SPEC]``
+``minilb balancer --port P --servers KIND@HOST:PORT ... [--unit U] [--policy SPEC]
+[--student NOTEBOOK]``
 
 The parent process does everything that needs memory: it accepts connections, reads each
 request (every client has its own deadline, so a silent or dripping client blocks nobody),
@@ -12,7 +13,9 @@ requests reaching each server in exactly the order the parent decided them, whic
 the predicted timeline assumes (children that connected themselves could race each other). Each
 request still has its own backend connection, owned by its child, which waits for the echo,
 relays it to the client and exits. Never share one backend socket between concurrent requests:
-that was the original seed's bug (replies reached the wrong client).
+that was the original seed's bug (replies reached the wrong client). Forking the child and
+reaping it are lesson 4's exercises (``minilb.network``), called through that module so that
+``--student NOTEBOOK`` runs the live system on a student's versions.
 
 Access log: JSON lines, one per request, written when the request ends (by the child once it
 has the echo, by the parent when it answers ``ERR``): request, server, predicted start and
@@ -39,8 +42,11 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from minilb import network
 from minilb.costs import Request, check_kind, server_names
-from minilb.policies import check_policy, load_policy, reference_policy
+from minilb.exercises import require_done
+from minilb.network import EXIT_BACKEND_FAILED
+from minilb.policies import check_policy, load_policy, reference_policy, use_student_notebook
 from minilb.protocol import (
     REQUEST_SIZE,
     ProtocolError,
@@ -50,11 +56,9 @@ from minilb.protocol import (
     error_reply,
     open_listener,
     parse_address,
-    recv_exactly,
 )
 from minilb.timeline import Policy, Schedule
 
-EXIT_BACKEND_FAILED = 3  # a child's exit code: the backend died or went silent mid-request
 READ_TIMEOUT = 2.0  # seconds a client may take to send its 2 bytes
 CONNECT_TIMEOUT = 1.0
 HEALTH_CHECK_EVERY = 1.0  # seconds between re-checks of down servers
@@ -82,6 +86,15 @@ class _InFlight:
 
 class PolicyError(Exception):
     """The policy raised or returned something that is not a server index."""
+
+
+def require_live_exercises(policy: Policy) -> None:
+    """Raise ``ExerciseNotDone`` (one clear line on the command line) if the balancer would run
+    an exercise that is still a stub: lesson 4's relay functions, and the greedy rule when it
+    is the policy."""
+    require_done(network.recv_exactly, network.spawn_relay_child, network.reap_children)
+    if policy is reference_policy():
+        require_done(policy)
 
 
 def parse_backends(specs: Sequence[str]) -> list[Backend]:
@@ -120,6 +133,7 @@ class Balancer:
         self.backends = list(backends)
         self.unit = unit
         self.policy = policy if policy is not None else reference_policy()
+        require_live_exercises(self.policy)
         check_policy(self.policy, [b.kind for b in self.backends])
         self.max_children = max_children
         self.read_timeout = read_timeout
@@ -158,6 +172,9 @@ class Balancer:
         self.selector.register(wakeup_read, selectors.EVENT_READ)
         self.listener.setblocking(False)
         self.accepting = False
+        # Whoever's spawn_relay_child forks (the reference or a student's), the child is set up
+        # as a relay child before anything else runs in it.
+        os.register_at_fork(after_in_child=_become_relay_child)
         gc.freeze()  # objects from now on are shared with every child, never copied by the gc
         try:
             while not (self.stopping and self._idle()):
@@ -290,11 +307,16 @@ class Balancer:
             "finish": placed.finish, "retried": retried,
         }  # fmt: skip
         _write_line(self.decisions_fd, decision)
-        wait = (placed.finish - now) * self.unit
-        pid = os.fork()
-        if pid == 0:
-            self._child(client, backend, request, decision, reply_timeout=2 * wait + 5.0)
-        backend.close()
+        expected_echo = encode_request(request)
+
+        def on_reply(reply: bytes) -> None:  # runs in the child, before the client's reply
+            if reply != expected_echo:
+                raise ConnectionError(f"backend replied {reply!r}")  # a broken server
+            # Logged before replying: once a client has its reply, its log line is complete.
+            _write_line(self.log_fd, {**decision, "measured_finish": self.clock(), "error": None})
+
+        reply_timeout = 2 * (placed.finish - now) * self.unit + 5.0  # generous: queues drift
+        pid = network.spawn_relay_child(client, backend, reply_timeout, on_reply)
         self.children[pid] = _InFlight(client, request, request_id, server, retried)
 
     def _choose(self, request: Request, now: float) -> int | None:
@@ -316,50 +338,21 @@ class Balancer:
             raise PolicyError(f"the policy returned {choice!r}, not a server index")
         return live[choice]
 
-    def _child(
-        self,
-        client: socket.socket,
-        backend: socket.socket,
-        request: Request,
-        decision: dict,
-        reply_timeout: float,
-    ) -> None:
-        """Runs in the forked child: wait for the echo, relay it, log, exit. Never returns."""
-        code = 0
-        try:
-            gc.disable()  # a collection would touch every object: copy-on-write on all pages
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent finishes us
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            try:
-                reply = recv_exactly(backend, REQUEST_SIZE, reply_timeout)
-                if reply != encode_request(request):
-                    raise ConnectionError(f"backend replied {reply!r}")
-            except OSError:  # covers TimeoutError and ConnectionError
-                code = EXIT_BACKEND_FAILED
-                return
-            # Log before replying: once a client has its reply, its log line is complete.
-            record = {**decision, "measured_finish": self.clock(), "error": None}
-            _write_line(self.log_fd, record)
-            close_with(client, reply)
-        finally:
-            os._exit(code)  # skip the parent's cleanup (atexit, buffers): it is not ours
-
     # Children, failures, health ------------------------------------------------------------
 
     def _reap_children(self) -> None:
-        while self.children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        if not self.children:
+            return  # saves a system call on every round of an idle loop
+        for pid, exit_code in network.reap_children().items():
             flight = self.children.pop(pid, None)
             if flight is None:
                 continue
-            if os.waitstatus_to_exitcode(status) == 0:
-                flight.client.close()
+            if exit_code == 0:
+                flight.client.close()  # the child has answered it
+                continue
+            if exit_code != EXIT_BACKEND_FAILED:  # the relay code failed, not the server
+                reason = f"the relay child failed (exit code {exit_code})"
+                self._fail(flight.client, flight.request_id, reason, flight.request)
                 continue
             name = self.backends[flight.server].name
             self._mark_down(flight.server)
@@ -394,6 +387,14 @@ class Balancer:
         self.next_id += 1
         return self.next_id
 
+
+
+def _become_relay_child() -> None:
+    """Runs first thing in every child the balancer forks."""
+    gc.disable()  # a collection would touch every object: copy-on-write on all pages
+    signal.set_wakeup_fd(-1)  # the parent's wakeup pipe is the parent's
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent lets us finish
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _open_log(path: str | None) -> int | None:
@@ -495,11 +496,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-children", type=int, default=MAX_CHILDREN)
     parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT)
+    add_student_argument(parser)
+
+
+def add_student_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--student", metavar="NOTEBOOK", default=None,
+        help="run on the lesson 4 functions this notebook defines (recv_exactly, "
+        "spawn_relay_child, reap_children, serve_forking, parse_request)",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.student:
+        use_student_notebook(args.student)
     backends = parse_backends(args.servers)
     policy = load_policy(args.policy)
+    require_live_exercises(policy)
     listener = open_listener(args.host, args.port)
     balancer = Balancer(
         listener, backends, args.unit, policy, "/dev/stdout" if args.log == "-" else args.log,

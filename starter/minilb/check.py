@@ -2,11 +2,18 @@
 
 The notebook runs headless from top to bottom in a fresh kernel, from its own folder (so a
 notebook in the handout imports the handout's ``minilb``); the file itself is not changed.
-Cells tagged ``demo`` (live servers, heavy plots) are skipped, as the autograder skips them.
-Exit code: 0 if every visible test passes, 1 if not, 2 if the file is not a readable notebook.
+Cells tagged ``demo`` (live servers, heavy plots) are skipped, unless they are also tagged
+``check``: a cell tagged ``check`` asserts that your code works, so it always runs.
+
+Cells are named as Jupyter numbers them: ``cell [5]`` is the fifth code cell, the one that shows
+``[5]`` beside it after "Restart Kernel and Run All Cells".
+
+Exit code: 0 if every visible test passes and no cell raised, 1 if not, 2 if the file is not a
+readable notebook (or no Python kernel would start).
 """
 
 import argparse
+import contextlib
 import json
 import subprocess
 from dataclasses import dataclass
@@ -17,10 +24,16 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbformat.reader import NotJSONError
 from rich.console import Console
+from rich.markup import escape
 
-from minilb.notebook_cells import is_demo
+from minilb.notebook_cells import is_autograder_cell, is_check, is_demo
 
 DEFAULT_CELL_TIMEOUT = 60.0  # seconds; the lessons' test cells take well under one
+KERNEL_START_TIMEOUT = 180.0  # seconds; a kernel starts in a few, more on a busy machine
+
+
+class KernelError(ValueError):
+    """The Python kernel that runs the notebook could not be started (one line for the user)."""
 
 
 @dataclass(frozen=True)
@@ -59,18 +72,41 @@ def nbgrader_info(cell: nbformat.NotebookNode) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
+def is_run(cell: nbformat.NotebookNode) -> bool:
+    """Whether ``minilb check`` runs this cell: every code cell but the demos that are no
+    checks, and the autograder's cells (the hidden tests run only when you hand in)."""
+    if cell.cell_type != "code" or is_autograder_cell(cell):
+        return False
+    return is_check(cell) or not is_demo(cell)
+
+
+def jupyter_numbers(notebook: nbformat.NotebookNode) -> dict[int, int]:
+    """Cell index -> the number Jupyter shows beside it after Run All (its place among the
+    code cells, from 1)."""
+    code = [index for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
+    return {index: number for number, index in enumerate(code, start=1)}
+
+
 def run_cells(
     notebook: nbformat.NotebookNode, folder: Path, timeout: float
 ) -> dict[int, CellError | None]:
-    """Run every code cell but the demos in order: cell index -> its error, None if none."""
+    """Run the cells ``is_run`` picks, in order: cell index -> its error, None if none."""
     client = NotebookClient(
-        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": folder}}
+        notebook,
+        timeout=timeout,
+        startup_timeout=KERNEL_START_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": folder}},
     )
     runs: dict[int, CellError | None] = {}
-    # The kernel's own chatter (transport warnings) would only bury the report.
-    with client.setup_kernel(stderr=subprocess.DEVNULL):
+    with contextlib.ExitStack() as stack:
+        try:
+            # The kernel's own chatter (transport warnings) would only bury the report.
+            stack.enter_context(client.setup_kernel(stderr=subprocess.DEVNULL))
+        except Exception as error:  # no kernelspec, a kernel that dies or never answers...
+            raise KernelError(f"could not start a Python kernel: {error}") from None
         for index, cell in enumerate(notebook.cells):
-            if cell.cell_type != "code" or is_demo(cell):
+            if not is_run(cell):
                 continue
             runs[index] = None
             try:
@@ -115,16 +151,17 @@ def check_notebook(
         for index, cell in enumerate(notebook.cells)
         if nbgrader_info(cell).get("solution")
     }
+    numbers = jupyter_numbers(notebook)
     results, exercise_cells = [], set(solution_cells.values())
     for index, cell in enumerate(notebook.cells):
         info = nbgrader_info(cell)
-        if not info.get("grade") or cell.cell_type != "code":
+        if not info.get("grade") or info.get("solution") or not is_run(cell):
             continue
-        exercise = info.get("grade_id", f"cell {index + 1}").removeprefix("test_")
+        exercise = info.get("grade_id", f"cell [{numbers[index]}]").removeprefix("test_")
         exercise_cells.add(index)
         results.append(judge(exercise, runs, solution_cells.get(exercise), index))
     others = [
-        f"cell {index + 1} ({first_line(notebook.cells[index].source)}) {explain(error)}"
+        f"cell [{numbers[index]}] ({first_line(notebook.cells[index].source)}) {explain(error)}"
         for index, error in sorted(runs.items())
         if error is not None and index not in exercise_cells
     ]
@@ -134,6 +171,8 @@ def check_notebook(
 def explain(error: CellError) -> str:
     if error.name == "NotImplementedError":
         return "needs an exercise that is not implemented yet"
+    if error.name == "AssertionError":
+        return f"failed: {error.message or 'an assertion failed'}"
     return f"raised {error}"
 
 
@@ -154,16 +193,19 @@ def print_report(
     name: str, results: list[ExerciseResult], others: list[str], skipped_demos: int
 ) -> None:
     console = Console(highlight=False, soft_wrap=True)
-    console.print(f"[bold]{name}[/]")
+    console.print(f"[bold]{escape(name)}[/]")
     for result in results:
-        detail = f": {result.detail}" if result.detail else ""
+        detail = f": {escape(result.detail)}" if result.detail else ""
         console.print(f"  {result.exercise}: {MARKS[result.status]}{detail}", markup=True)
     if not results:
         console.print("  this notebook has no exercises with visible tests")
     for line in others:
-        console.print(f"  [red]other cell failed[/]: {line}")
+        console.print(f"  [red]other cell failed[/]: {escape(line)}")
     passed = sum(result.status == "passed" for result in results)
     console.print(f"{passed} of {len(results)} exercises pass their visible tests.")
+    if others:
+        cells = "cell" if len(others) == 1 else "cells"
+        console.print(f"{len(others)} other {cells} failed: the notebook does not run cleanly.")
     if skipped_demos:
         cells = "cell" if skipped_demos == 1 else "cells"
         console.print(f"({skipped_demos} demo {cells} skipped: run them in Jupyter.)")
@@ -175,14 +217,21 @@ def run(args: argparse.Namespace) -> int:
     path = args.notebook.resolve()
     notebook = load_notebook(path)
     results, others = check_notebook(notebook, run_cells(notebook, path.parent, args.timeout))
-    skipped = sum(cell.cell_type == "code" and is_demo(cell) for cell in notebook.cells)
+    skipped = sum(
+        cell.cell_type == "code" and is_demo(cell) and not is_run(cell) for cell in notebook.cells
+    )
     print_report(args.notebook.name, results, others, skipped)
-    return 0 if all(result.status == "passed" for result in results) else 1
+    # Any cell that raised counts, not only the exercises' tests: "all pass" must mean that.
+    clean = not others and all(result.status == "passed" for result in results)
+    return 0 if clean else 1
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser(
-        "check", help="run a notebook's visible tests and report on each exercise"
+        "check",
+        help="run a notebook's visible tests and report on each exercise",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("notebook", type=Path, help="the notebook, e.g. 01_cost_matrix.ipynb")
     parser.add_argument(

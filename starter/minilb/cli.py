@@ -11,31 +11,58 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-# command -> (module, one-line help). Instructor-only commands live in the kit's `autograder`
-# package, which the student handout does not ship; they are offered only where it exists.
+# command -> (module, one-line help).
 COMMANDS = {
     "schedule": ("minilb.schedule_command", "greedy vs optimal schedule of a batch of requests"),
     "server": ("minilb.servers", "run one simulated FIFO server"),
     "balancer": ("minilb.balancer", "run the forking load balancer"),
+    "relay": ("minilb.relay", "run a forking relay in front of servers (lesson 4)"),
     "client": ("minilb.client", "send requests to the balancer"),
     "hosts": ("minilb.client", "run closed-loop client hosts (default: the classic five)"),
     "demo": ("minilb.demo", "the live demo: servers, balancer, hosts, live view, report"),
-    "release": ("minilb.release", "build the student handout (starter/) from the lessons"),
+    "release": ("minilb.release", "build the student handout from the lessons (instructors)"),
     "check": ("minilb.check", "run a notebook's visible tests, report each exercise"),
     "grade": ("autograder.cli", "grade a class of submissions (instructors)"),
     "gradescope-package": ("autograder.cli", "build a Gradescope autograder zip (instructors)"),
 }
+# Offered only inside the course kit, where the `autograder` package sits next to this `minilb`:
+# the student handout never ships it, so a student's `minilb --help` does not list them.
+INSTRUCTOR_COMMANDS = ("release", "grade", "gradescope-package")
+KIT_DIR = Path(__file__).resolve().parent.parent.parent  # the kit, when this minilb is its own
 
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
+def is_instructor_kit() -> bool:
+    """Whether the kit's ``autograder`` is importable and belongs to this ``minilb``'s kit.
+
+    A handout used from a machine where the kit is installed too can import an ``autograder``,
+    but not its own: it still shows the student's commands only.
+    """
+    try:
+        spec = importlib.util.find_spec("autograder")
+    except (ImportError, ValueError):
+        return False
+    if spec is None or spec.origin is None:
+        return False
+    return Path(spec.origin).resolve().parent == KIT_DIR / "autograder"
+
+
 def available_commands() -> dict[str, tuple[str, str]]:
+    instructor = is_instructor_kit()
     available = {}
     for command, (module, help_text) in COMMANDS.items():
-        if importlib.util.find_spec(module.split(".")[0]) is not None:
+        if command in INSTRUCTOR_COMMANDS and not instructor:
+            continue
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:  # its package is missing (`minilb.relay` before lesson 4 ships it)
+            found = False
+        if found:
             available[command] = (module, help_text)
     return available
 

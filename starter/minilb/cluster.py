@@ -12,9 +12,11 @@ Used by lesson 4, the demo and the tests::
         cluster.access_log()         # one dict per request (see balancer.read_access_log)
 
 Every process is forked from the current one, so a policy defined in a notebook drives the
-balancer as is. Each listening socket is opened before the fork, so the system is ready the
-moment the ``with`` block starts: there is no ``listening on`` line to wait for. Leaving the
-block (normally, on an exception or on Ctrl-C) stops the balancer gracefully, then the servers.
+balancer as is (and so do the notebook's lesson 4 functions, once it has called
+``minilb.policies.use_student_functions(globals())``). Each listening socket is opened before
+the fork, so the system is ready the moment the ``with`` block starts: there is no ``listening
+on`` line to wait for. Leaving the block (normally, on an exception or on Ctrl-C) stops the
+balancer gracefully, then the servers.
 """
 
 import os

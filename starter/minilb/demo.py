@@ -1,4 +1,5 @@
-"""The live demo: ``minilb demo [--unit U] [--policy P] [--out DIR] [--no-live]``.
+"""The live demo: ``minilb demo [--unit U] [--policy P] [--student NOTEBOOK] [--out DIR]
+[--no-live]``.
 
 Starts three servers and the balancer on loopback, runs the five classic hosts against it and
 shows each server's queue and timeline while they run (a live view in a terminal, plain
@@ -20,10 +21,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from minilb.balancer import add_student_argument, require_live_exercises
 from minilb.client import CLASSIC_WORKLOADS, Exchange, parse_workload
 from minilb.cluster import Cluster
 from minilb.costs import DEFAULT_FLEET, Request, server_names
-from minilb.policies import RoundRobin, load_policy
+from minilb.policies import RoundRobin, load_policy, use_student_notebook
 from minilb.protocol import decode_request
 from minilb.timeline import Placement, Policy, Schedule, service_time
 
@@ -181,12 +183,17 @@ def register(subcommands: argparse._SubParsersAction) -> None:
                         "or a notebook")
     parser.add_argument("--out", default=None, help="directory for the Gantt chart (default: temp)")
     parser.add_argument("--no-live", action="store_true", help="plain progress lines, no live view")
+    add_student_argument(parser)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.unit <= 0:
         raise ValueError(f"--unit must be positive, got {args.unit}")
+    if args.student:
+        use_student_notebook(args.student)  # the balancer is forked from here: it inherits them
+    policy = load_policy(args.policy)
+    require_live_exercises(policy)  # before any server starts
     out_dir = args.out or tempfile.mkdtemp(prefix="minilb-demo-")
     live = not args.no_live and sys.stdout.isatty()
-    return run_demo(args.unit, load_policy(args.policy), out_dir, live)
+    return run_demo(args.unit, policy, out_dir, live)

@@ -1,5 +1,6 @@
 """Policies, and how to name one: ``greedy``, ``round-robin``, ``fastest-kind``,
-``module:function`` or a notebook that defines ``choose_server``.
+``module:function`` or a notebook that defines ``choose_server``; and the code of a student's
+notebook for the live system (``--student``: lesson 4's socket and fork functions).
 
 A policy has the signature of ``scheduling.choose_server``:
 ``policy(finish_times, request, fleet, now) -> server index``. It runs in the balancer's parent
@@ -11,8 +12,9 @@ import contextlib
 import copy
 import importlib
 import io
+import linecache
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from minilb.costs import FACTORS, Request
@@ -95,18 +97,59 @@ def load_policy(spec: str) -> Policy:
 
 def notebook_policy(path: str) -> Policy:
     """``choose_server`` defined by a notebook's code cells (demo and test cells skipped)."""
-    if not os.path.exists(path):
-        raise ValueError(f"notebook {path!r} not found")
-    namespace: dict = {"__name__": "__notebook__"}
-    for source in code_cells(Path(path)):
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # the notebook's prints are noise here
-                exec(compile(source, path, "exec"), namespace)
-        except NotImplementedError:
-            continue
-        except Exception as error:
-            raise ValueError(f"a code cell of {path} failed: {error!r}") from None
-    policy = namespace.get("choose_server")
+    policy = notebook_namespace(path).get("choose_server")
     if not callable(policy):
         raise ValueError(f"{path} defines no function choose_server")
     return policy
+
+
+# Code from a student's notebook -----------------------------------------------------------
+
+STUDENT_NETWORK_FUNCTIONS = ("recv_exactly", "spawn_relay_child", "reap_children", "serve_forking")
+
+
+def notebook_namespace(path: str) -> dict:
+    """The names a notebook's code cells define (demo and visible-test cells are skipped)."""
+    if not os.path.exists(path):
+        raise ValueError(f"notebook {path!r} not found")
+    namespace: dict = {"__name__": "__notebook__"}
+    for number, source in enumerate(code_cells(Path(path)), start=1):
+        # Registered like a file, so that tracebacks and inspect.getsource (which tells a stub
+        # from a finished exercise) can show the cell's lines.
+        filename = f"{path} (code cell {number})"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the notebook's prints are noise here
+                exec(compile(source, filename, "exec"), namespace)
+        except NotImplementedError:
+            continue  # a cell that calls a stub: what it would define is missing, say so later
+        except Exception as error:
+            raise ValueError(f"a code cell of {path} failed: {error!r}") from None
+    return namespace
+
+
+def use_student_functions(namespace: Mapping[str, object]) -> list[str]:
+    """Make the live system use lesson 4's functions that ``namespace`` defines; their names.
+
+    ``recv_exactly``, ``spawn_relay_child``, ``reap_children`` and ``serve_forking`` replace
+    those of ``minilb.network``; ``parse_request`` replaces that of ``minilb.protocol``. The
+    balancer and the relay look them up in those modules when they call them, so every process
+    forked from this one uses the student's versions too. A notebook calls it with
+    ``use_student_functions(globals())``.
+    """
+    from minilb import network, protocol
+
+    installed = []
+    for name in (*STUDENT_NETWORK_FUNCTIONS, "parse_request"):
+        function = namespace.get(name)
+        if callable(function):
+            setattr(network, name, function)  # network imports parse_request too: replace both
+            if name == "parse_request":
+                protocol.parse_request = function
+            installed.append(name)
+    return installed
+
+
+def use_student_notebook(path: str) -> list[str]:
+    """``use_student_functions`` with the functions a notebook defines (``--student``)."""
+    return use_student_functions(notebook_namespace(path))

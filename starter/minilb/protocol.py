@@ -1,4 +1,4 @@
-"""The wire format, defined once (DESIGN section 5).
+"""The wire format, defined once.
 
 A request is exactly two ASCII bytes ``<type><length>``: type ``V``, ``P`` or ``M``, length a
 digit ``1``-``9`` (``b"M5"``). A server echoes the same two bytes once the work is done. Any
@@ -59,7 +59,8 @@ def parse_request(data: bytes) -> Request:
 
 
 # Socket helpers shared by the servers, the balancer and the clients. Every read has a deadline:
-# a peer that goes silent must never block us for ever.
+# a peer that goes silent must never block us for ever. (``minilb.network.recv_exactly``, the
+# exact-size read, is one of lesson 4's exercises.)
 
 MAX_REPLY = 256  # an echo is 2 bytes and an error line is short; anything longer is junk
 
@@ -75,23 +76,6 @@ def parse_address(text: str) -> tuple[str, int]:
 def open_listener(host: str = "127.0.0.1", port: int = 0, backlog: int = 1024) -> socket.socket:
     """A listening TCP socket; port 0 lets the system pick a free port."""
     return socket.create_server((host, port), backlog=backlog)
-
-
-def recv_exactly(sock: socket.socket, size: int, timeout: float) -> bytes:
-    """Read exactly ``size`` bytes within ``timeout`` seconds.
-
-    Raises ``TimeoutError`` when the deadline passes and ``ConnectionError`` when the peer closes
-    early, so a caller can tell a slow peer from a dead one.
-    """
-    deadline = time.monotonic() + timeout
-    data = b""
-    while len(data) < size:
-        sock.settimeout(max(deadline - time.monotonic(), 0.0) or 1e-6)
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError(f"peer closed after {len(data)} of {size} bytes")
-        data += chunk
-    return data
 
 
 def read_until_closed(sock: socket.socket, timeout: float) -> bytes:

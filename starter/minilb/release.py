@@ -1,9 +1,15 @@
 """``minilb release``: build the student handout, ``starter/``, from the lessons and this package.
 
-The handout holds the lessons' notebooks as nbgrader's ``generate_assignment`` releases them
-(solutions replaced by stubs), and a copy of this package in which every region between
-``### BEGIN SOLUTION`` and ``### END SOLUTION`` is replaced the same way. Generation is
-deterministic, so a test can regenerate the handout and compare it byte for byte.
+The handout holds the lessons' notebooks exactly as nbgrader's ``generate_assignment`` releases
+them (solutions replaced by stubs, hidden tests removed; ``lessons/nbgrader_config.py``), and a
+copy of this package in which every region between ``### BEGIN SOLUTION`` and
+``### END SOLUTION`` is replaced the same way. Generation is deterministic, so a test can
+regenerate the handout and compare it byte for byte.
+
+``--after LESSON`` builds the handout for the course after LESSON is over: the package's
+exercises of that lesson and the earlier ones keep their reference bodies (later notebooks
+import them from the package), everything later stays stubbed. The committed ``starter/`` is
+the one with every exercise stubbed.
 """
 
 import argparse
@@ -13,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Collection
 from fnmatch import fnmatch
 from pathlib import Path
 from string import Template
@@ -20,20 +27,26 @@ from string import Template
 import nbformat
 
 from minilb import __version__
-from minilb.solutions import (
-    BEGIN_SOLUTION,
-    STUB_LINES,
-    ReleaseError,
-    stub_solutions,
-)
+from minilb.exercises import LESSONS
+from minilb.solutions import BEGIN_SOLUTION, ReleaseError, stub_solutions
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-KIT_DIR = PACKAGE_DIR.parent.parent  # reference_solution/minilb -> the kit
+KIT_DIR = PACKAGE_DIR.parent.parent  # the kit that holds this package
 SKIPPED_NAMES = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
 
 
-def release_package(out_package: Path) -> None:
-    """Copy this package to ``out_package`` with every solution stubbed."""
+def kept_exercises(after: str | None) -> list[str]:
+    """The exercise functions of the lessons up to and including ``after`` (none for None)."""
+    if after is None:
+        return []
+    if after not in LESSONS:
+        raise ReleaseError(f"unknown lesson {after!r}: expected one of {', '.join(LESSONS)}")
+    lessons = list(LESSONS)
+    return [name for lesson in lessons[: lessons.index(after) + 1] for name in LESSONS[lesson]]
+
+
+def release_package(out_package: Path, keep: Collection[str] = ()) -> None:
+    """Copy this package to ``out_package`` with every solution stubbed but those of ``keep``."""
     for source in sorted(PACKAGE_DIR.rglob("*")):
         relative = source.relative_to(PACKAGE_DIR)
         if any(fnmatch(part, skipped) for part in relative.parts for skipped in SKIPPED_NAMES):
@@ -43,7 +56,7 @@ def release_package(out_package: Path) -> None:
             target.mkdir(parents=True, exist_ok=True)
         elif source.suffix == ".py":
             target.parent.mkdir(parents=True, exist_ok=True)
-            stubbed = stub_solutions(source.read_text(encoding="utf-8"), str(relative))
+            stubbed = stub_solutions(source.read_text(encoding="utf-8"), str(relative), keep)
             try:
                 ast.parse(stubbed, str(relative))
             except SyntaxError as error:
@@ -76,27 +89,6 @@ def normalised_notebook(path: Path) -> bytes:
             cell.execution_count = None
         cell.metadata.pop("execution", None)  # timestamps some front ends add
     nbformat.validate(notebook)
-    return (nbformat.writes(notebook).rstrip("\n") + "\n").encode("utf-8")
-
-
-TOP_LEVEL_STUB = "\n".join(STUB_LINES)
-TOP_LEVEL_HINT = "# YOUR CODE HERE (helper functions, if you want some)"
-
-
-def soften_top_level_stubs(notebook_bytes: bytes) -> bytes:
-    """Turn a column-0 stub into a comment, so that running the cell still defines its function.
-
-    nbgrader stubs every region alike; a region at column 0 held a solution's helper
-    definitions, and a bare top-level ``raise`` there would stop the whole cell.
-    """
-    notebook = nbformat.reads(notebook_bytes.decode("utf-8"), as_version=4)
-    for cell in notebook.cells:
-        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
-            lines = cell.source.split("\n")
-            for i in range(len(lines) - 1):
-                if "\n".join(lines[i : i + 2]) == TOP_LEVEL_STUB:
-                    lines[i : i + 2] = [TOP_LEVEL_HINT, ""]
-            cell.source = "\n".join(lines).rstrip("\n")
     return (nbformat.writes(notebook).rstrip("\n") + "\n").encode("utf-8")
 
 
@@ -149,7 +141,7 @@ def release_notebooks(lessons_dir: Path, out_dir: Path) -> list[str]:
                     raise ReleaseError(f"lessons {first} and {lesson.name} both ship {name}")
                 shipped_by[name] = lesson.name
                 if file.suffix == ".ipynb":
-                    data = soften_top_level_stubs(normalised_notebook(file))
+                    data = normalised_notebook(file)
                 else:
                     data = file.read_bytes()
                 (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
@@ -179,8 +171,14 @@ def replace_contents(out_dir: Path, built_dir: Path) -> None:
     shutil.copytree(built_dir, out_dir, dirs_exist_ok=True)
 
 
-def release(out_dir: Path, lessons_dir: Path = KIT_DIR / "lessons") -> list[str]:
-    """Build the handout into ``out_dir``; return the released notebooks' names."""
+def release(
+    out_dir: Path, lessons_dir: Path = KIT_DIR / "lessons", after: str | None = None
+) -> list[str]:
+    """Build the handout into ``out_dir``; return the released notebooks' names.
+
+    ``after``: a lesson whose exercises (and the earlier lessons') keep their reference bodies.
+    """
+    keep = kept_exercises(after)
     if not (lessons_dir / "nbgrader_config.py").is_file():
         raise ReleaseError(
             f"no lessons/nbgrader_config.py at {lessons_dir}: `minilb release` builds the "
@@ -189,15 +187,16 @@ def release(out_dir: Path, lessons_dir: Path = KIT_DIR / "lessons") -> list[str]
     with tempfile.TemporaryDirectory(prefix="minilb-starter-") as tmp:
         built_dir = Path(tmp)
         notebooks = release_notebooks(lessons_dir, built_dir)
-        release_package(built_dir / "minilb")
+        release_package(built_dir / "minilb", keep)
         write_templates(lessons_dir / "handout", built_dir, notebooks)
         replace_contents(out_dir, built_dir)
     return notebooks
 
 
 def run(args: argparse.Namespace) -> int:
-    notebooks = release(args.out.resolve(), args.lessons.resolve())
-    print(f"released {len(notebooks)} notebooks and the stubbed package into {args.out}")
+    notebooks = release(args.out.resolve(), args.lessons.resolve(), args.after)
+    given = f" (exercises up to {args.after} given)" if args.after else ""
+    print(f"released {len(notebooks)} notebooks and the stubbed package{given} into {args.out}")
     return 0
 
 
@@ -210,5 +209,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--lessons", type=Path, default=KIT_DIR / "lessons", help="lessons (default: lessons/)"
+    )
+    parser.add_argument(
+        "--after",
+        metavar="LESSON",
+        choices=list(LESSONS),
+        help="the handout for after LESSON: its and earlier lessons' exercises are given in the "
+        "package (default: every exercise stubbed, as in starter/)",
     )
     parser.set_defaults(handler=run)

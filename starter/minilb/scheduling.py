@@ -1,6 +1,6 @@
 """Online scheduling: the makespan, the greedy rule that picks a server, and greedy schedules.
 
-The greedy rule (DESIGN section 4): a request costing ``c[i]`` on server ``i`` would finish at
+The greedy rule (the course's step 4): a request costing ``c[i]`` on server ``i`` would finish at
 ``g[i] = max(now, f[i]) + c[i]``. Choose the server that
 
 1. minimises the resulting makespan ``max(g[i], max of f[j] for j != i)``; among ties,

@@ -1,5 +1,6 @@
-"""The solution markers (docs/CONVENTIONS.md): the one reader of ``### BEGIN SOLUTION`` and
-``### END SOLUTION``, for the student handout and for the grader's sandbox alike.
+"""The solution markers: the one reader of ``### BEGIN SOLUTION`` and ``### END SOLUTION``
+(each exercise body sits between them), for the student handout and for the grader's sandbox
+alike.
 
 Kept apart from ``minilb.release`` because it is light: the grader imports it, and must not pay
 for nbformat on every start.
@@ -23,7 +24,7 @@ def stub_solutions(source: str, filename: str = "<source>", keep: Collection[str
     A region at column 0 encloses whole top-level definitions (a solution's private helpers):
     it is dropped, together with the blank lines after it. Regions inside the functions named
     in ``keep`` stay as they are, and so do the column-0 regions of a module that defines one
-    of them: the grader's sandbox keeps earlier lessons' reference solutions this way.
+    of them: the grader's sandbox keeps earlier lessons' solution bodies this way.
     """
     owners = _outermost_functions(source) if keep else {}
     keep_helpers = bool(set(keep) & set(owners.values()))

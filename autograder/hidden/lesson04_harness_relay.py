@@ -28,6 +28,7 @@ from autograder.hidden.lesson04_harness_tools import (
     collect_finished,
     exit_code,
     getpid,
+    monotonic,
     open_sockets,
     read_until_closed,
     reference_helpers,
@@ -71,10 +72,12 @@ def run(spawn_relay_child, server: str, reply: bytes, timeout: float) -> dict:  
             "backend_open": backend_fd in after,
             "new_sockets": len(after - before),
         }
+        deadline = monotonic() + timeout + SLACK  # for the child's whole relay
         if server == "answers" and seen["pid"]:  # while the parent still holds its copy
             got, ended = read_until_closed(client_peer, timeout + SLACK)
             seen.update(reply=got.decode("latin-1"), ended=ended)
-        seen["code"] = exit_code(pid, timeout + SLACK) if seen["pid"] else None
+        left = max(deadline - monotonic(), 0.5)
+        seen["code"] = exit_code(pid, left) if seen["pid"] else None
         seen["on_reply"] = _pipe_contents(told_r)
         return seen
     finally:

@@ -148,12 +148,27 @@ def parse_request(data):
         raise ProtocolError(f"bad request {data!r}")
     return Request(request_type, int(digit))
 '''
+PER_RECV_TIMEOUT = '''
+def recv_exactly(sock, size, timeout):
+    if size < 1 or timeout <= 0:
+        raise ValueError("size and timeout must be positive")
+    sock.settimeout(timeout)  # for each recv, not for the whole read
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the peer closed early")
+        data += chunk
+    return data
+'''
 MISTAKES = [
     ("recv-once", "    while len(data) < size:\n        remaining",
      "    if len(data) < size:\n        remaining", "recv_exactly",
      ["recv was called once instead of looping"]),
     ("no-timeout", "        sock.settimeout(remaining)", "        pass", "recv_exactly",
      ["no timeout: a silent peer blocked the call"]),
+    ("timeout-per-recv", PER_RECV_TIMEOUT, None, "recv_exactly",
+     ["the timeout restarts at every recv", "one deadline for the whole read"]),
     ("sys-exit-in-the-child", "        os._exit(exit_code)", "        raise SystemExit(exit_code)",
      "spawn_relay_child", ["the child returned instead of leaving with os._exit"]),
     ("parent-keeps-backend", "        backend.close()\n        return pid", "        return pid",
@@ -165,6 +180,10 @@ MISTAKES = [
     ("parent-keeps-client", "        client.close()\n    for pid in started:",
      "    for pid in started:", "serve_forking",
      ["the parent kept the client socket open (fd leaked)"]),
+    ("waits-for-each-child", "        client.close()\n    for pid in started:",
+     "        client.close()\n        pid, status = os.waitpid(-1, 0)  # this child, done\n"
+     "        exit_codes[pid] = os.waitstatus_to_exitcode(status)\n    for pid in started:",
+     "serve_forking", ["clients were served one at a time", "os.WNOHANG"]),
     ("no-reaping", "        exit_codes.update(reap_children())\n", "", "serve_forking",
      ["zombies piled up while serving"]),
     ("shared-backend", SHARED_BACKEND, None, "serve_forking",

@@ -308,7 +308,7 @@ def grade_recv_exactly(student: Student) -> ExerciseResult:
         Group("a peer that closes early", 0.5, [("closes", wire(b"V4"), 2, 1.0),
               ("closes", wire(b""), 3, 1.0)], judged(_judge_closed)),
         Group("a silent or slowly dripping peer", 0.75, [("silent", wire(b"P6"), 2, 0.5),
-              ("slow-drip", wire(b"V1P2M3V4"), 8, 0.6)], judged(_judge_silent)),
+              ("slow-drip", wire(b"V1P2M3V4P5"), 10, 1.0)], judged(_judge_silent)),
         Group("an invalid size or timeout", 0.25, [("invalid", wire(b"P4"), size, timeout)
               for size, timeout in ((0, 1.0), (-2, 1.0), (2, 0), (2, -1.0))],
               judged(_judge_invalid)),
@@ -494,6 +494,7 @@ def _many_requests() -> list[str]:
 MANY = (_many_requests(), [wire(FAIL.encode())], 0, 3.0)
 SILENT = (["V1", "~M5", "P2", "M3"], [], 0, 1.0)
 CONCURRENT = (["V2", "M2"], [], 2, 3.0)
+ONE_BY_ONE = (["V1", "P2", "M3", "V4", "P5", "M6"], [], 0, 3.0, True)
 
 
 def _raised_while_serving(seen: dict) -> str:
@@ -606,7 +607,7 @@ def grade_serve_forking(student: Student) -> ExerciseResult:
     groups = [
         Group("many clients at once", 1.5, [MANY], judged(_judge_replies)),
         Group("bad and silent requests", 0.5, [MANY, SILENT], judged(_judge_bad_and_silent)),
-        Group("children: none left behind, exit codes returned", 1, [MANY],
+        Group("children: none left behind, exit codes returned", 1, [MANY, ONE_BY_ONE],
               judged(_judge_children)),
         Group("the parent's part: decide, close its copies, serve concurrently", 1,
               [MANY, CONCURRENT], judged(_judge_parent)),

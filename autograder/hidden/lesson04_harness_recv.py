@@ -8,7 +8,8 @@ named; the harness plays the peer on the other end, sending ``data`` in the way 
 - ``burst``: all at once, before the call (more bytes than ``size``: the rest must stay unread);
 - ``closes``: the first byte, then the end of the stream;
 - ``silent``: the first byte, then nothing;
-- ``slow-drip``: one byte every third of ``timeout``, so the whole read takes longer than that;
+- ``slow-drip``: one byte every fifth of ``timeout``, so the whole read takes longer than that
+  while no single byte is late;
 - ``invalid``: all at once, then a call with this invalid ``size`` or ``timeout``, then a valid
   call on the same socket (whose result is ``valid_read``).
 
@@ -49,7 +50,7 @@ def _play(peer: socket.socket, kind: str, data: bytes, timeout: float) -> None:
         if kind == "drip":
             _drip(peer, data, DRIP_GAP)
         elif kind == "slow-drip":
-            _drip(peer, data, timeout / 3)
+            _drip(peer, data, timeout / 5)
         elif kind in ("closes", "silent"):
             peer.sendall(data[:1])
             if kind == "closes":

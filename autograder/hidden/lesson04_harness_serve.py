@@ -1,6 +1,6 @@
 """Harness for ``serve_forking``: the harness plays the clients and the server behind the relay.
 
-``run(serve_forking, requests, fail, hold, timeout)`` sets up, in this process:
+``run(serve_forking, requests, fail, hold, timeout, one_by_one)`` sets up, in this process:
 
 - an echo server (one thread) that answers each 2-byte request after a delay that grows as its
   digit shrinks, so replies leave in another order than the requests came in; it hangs up at
@@ -8,7 +8,9 @@
   at once (or ``HOLD_AT_MOST`` seconds have passed), which only a relay that serves clients
   concurrently achieves. It counts the requests on each connection and the most waiting at once;
 - one client thread per entry of ``requests``: it connects, sends the entry (one starting with
-  ``~`` sends only its next byte, then stays silent) and reads the answer until the end;
+  ``~`` sends only its next byte, then stays silent) and reads the answer until the end; all at
+  once, or ``one_by_one``, each when the one before has its answer (so a child has finished
+  before the next ``accept``, and one more later: a relay that does not reap shows its zombies);
 - a ``route`` that counts its calls in this process and names the echo server;
 - the listening socket, which notes at every ``accept`` how many connections the parent still
   holds (accepted ones, its copies of the clients', and ones to the echo server), and whether a
@@ -186,7 +188,10 @@ def _a_zombie() -> int | None:
     return found.si_pid if found is not None else None
 
 
-def _client(address: tuple, request: str, answers: list, index: int, silent_for: float) -> None:
+def _client(address: tuple, request: str, silent_for: float, after: threading.Event | None,
+            done: threading.Event, answer: list) -> None:  # fmt: skip
+    if after is not None:
+        after.wait(CLIENT_SECONDS)
     data = request.encode("latin-1")
     try:
         with socket.create_connection(address, timeout=CLIENT_SECONDS) as sock:
@@ -198,7 +203,8 @@ def _client(address: tuple, request: str, answers: list, index: int, silent_for:
                 got, ended = read_until_closed(sock, CLIENT_SECONDS)
     except OSError:
         got, ended = b"", True
-    answers[index] = [got.decode("latin-1"), ended]
+    answer[:] = [got.decode("latin-1"), ended]
+    done.set()
 
 
 def _returned(result: object) -> list | str:
@@ -208,12 +214,14 @@ def _returned(result: object) -> list | str:
                   if type(pid) is int and type(code) is int)  # fmt: skip
 
 
-def _start_clients(address: tuple, requests: list[str], answers: list, silent_for: float
-                   ) -> list[threading.Thread]:  # fmt: skip
+def _start_clients(address: tuple, requests: list[str], answers: list, silent_for: float,
+                   one_by_one: bool) -> list[threading.Thread]:  # fmt: skip
+    """One thread per request, all at once or ``one_by_one`` (each when the one before is done)."""
+    done = [threading.Event() for _ in requests]
     with small_thread_stacks():
-        clients = [threading.Thread(target=_client, daemon=True,
-                                    args=(address, request, answers, index, silent_for))
-                   for index, request in enumerate(requests)]  # fmt: skip
+        clients = [threading.Thread(target=_client, daemon=True, args=(
+            address, request, silent_for, done[index - 1] if one_by_one and index else None,
+            done[index], answers[index])) for index, request in enumerate(requests)]  # fmt: skip
         for client in clients:
             client.start()
     return clients
@@ -241,7 +249,7 @@ def _serve(serve_forking, listener: WatchedListener, route: object, connections:
 
 
 def run(serve_forking, requests: list[str], fail: list[bytes], hold: int,  # noqa: ANN001
-        timeout: float) -> dict:  # fmt: skip
+        timeout: float, one_by_one: bool = False) -> dict:  # fmt: skip
     collect_finished()
     calls, answers = [], [["", False] for _ in requests]
     with contextlib.ExitStack() as cleanup:
@@ -253,7 +261,7 @@ def run(serve_forking, requests: list[str], fail: list[bytes], hold: int,  # noq
             cleanup.callback(listener.close)
             listener.watch(echo.address[1])
             address = listener.getsockname()[:2]
-            clients = _start_clients(address, requests, answers, timeout + SLACK)
+            clients = _start_clients(address, requests, answers, timeout + SLACK, one_by_one)
             cleanup.callback(lambda: [client.join(timeout=CLIENT_SECONDS) for client in clients])
             # A call that would never return is woken up: accept fails once the listener shuts.
             stuck = threading.Timer(CLIENT_SECONDS + SLACK, listener.shutdown, (socket.SHUT_RDWR,))

@@ -441,13 +441,24 @@ def _percent(part: int, whole: int) -> str:
 
 def summarise(tool: str, outcomes: list[Outcome], arguments: dict[str, str],
               seconds: float) -> str:
-    """Killed / total, the argued equivalents, and the kill rate on the rest."""
+    """Killed / total, the argued equivalents, and the kill rate on the rest; then the same
+    per lesson, for the exercise functions and the solution helpers apart."""
     killed = sum(o.killed for o in outcomes)
     equivalent = sum(not o.killed and o.key in arguments for o in outcomes)
     rest = len(outcomes) - equivalent
-    return (f"{tool}: {killed}/{len(outcomes)} killed ({_percent(killed, len(outcomes))}); "
-            f"{equivalent} survivors argued equivalent; {killed}/{rest} of the non-equivalent "
-            f"killed ({_percent(killed, rest)}); {rest - killed} gaps; {seconds:.0f} s")
+    lines = [f"{tool}: {killed}/{len(outcomes)} killed ({_percent(killed, len(outcomes))}); "
+             f"{equivalent} survivors argued equivalent; {killed}/{rest} of the non-equivalent "
+             f"killed ({_percent(killed, rest)}); {rest - killed} gaps; {seconds:.0f} s"]
+    groups: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        kind = "exercises" if o.function.split(".")[-1] in LESSONS_BY_FUNCTION else "helpers"
+        groups.setdefault(f"{o.lesson} {kind}", []).append(o)
+    for group, mine in sorted(groups.items()):
+        hit = sum(o.killed for o in mine)
+        rest = sum(o.killed or o.key not in arguments for o in mine)
+        lines.append(f"  {group}: {hit}/{rest} of the non-equivalent killed "
+                     f"({_percent(hit, rest)}), of {len(mine)} mutants")
+    return "\n".join(lines)
 
 
 def _section(tool: str, outcomes: list[Outcome], arguments: dict[str, str],

@@ -285,7 +285,8 @@ def test_a_released_notebook_runs_with_only_the_stubs_failing(lesson, starter_co
             f"{lesson} cell {index}: a visible test should hit the stub, got {errors.get(index)}"
         )
     for index, (name, message) in errors.items():
-        assert "NotImplementedError" in f"{name} {message}", (
+        stub = ("NotImplementedError", "exercise not done yet")  # a stub, or a check naming it
+        assert any(word in f"{name} {message}" for word in stub), (
             f"{lesson} cell {index} is broken in the handout: {name}: {message}"
         )
 
@@ -301,7 +302,8 @@ def test_the_handout_package_works_on_its_own(starter_copy):
         timeout=60,
     )
     assert run.returncode == 0, run.stderr
-    assert "check" in run.stdout and "release" in run.stdout
+    listed = {line.split()[0] for line in run.stdout.splitlines() if line.startswith("    ")}
+    assert "check" in listed and not listed & {"release", "grade", "gradescope-package"}
     script = (
         "import minilb, minilb.servers, minilb.balancer, minilb.plots, minilb.client\n"
         "from minilb.costs import processing_time\n"

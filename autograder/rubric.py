@@ -1,7 +1,8 @@
 """The rubric: each lesson's exercises, their points, and how one lesson is graded.
 
-Lessons 1-3 are worth 10 points each and lesson 4 (five exercises) 16; the split per exercise, the kinds of hidden cases and the
-partial-credit rules are in the docstring of each ``autograder.hidden.lessonNN`` module, and the
+Lessons 1-3 are worth 10 points each and lesson 4 (five exercises) 16; the split per exercise,
+the kinds of hidden cases and the partial-credit rules are in the docstring of each
+``autograder.hidden.lessonNN`` module, and the
 shared scoring rule (a group of cases earns its points when every answer is right, half when
 every answer is acceptable but some only partly, e.g. a tie broken the wrong way) in
 ``autograder.hidden.common``. Scoring is deterministic: the hidden cases come from fixed seeds.

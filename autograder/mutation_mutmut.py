@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.contract import LESSONS
-from autograder.grade import Submission, grade_submission
+from autograder.grade import LessonGrade, Submission, grade_submission
 from autograder.handout import exercise_modules
 from autograder.sandbox import Limits
 from minilb.solutions import BEGIN_SOLUTION, END_SOLUTION
@@ -149,24 +149,29 @@ def notebook(cells: Iterable[str]) -> dict:
     return {"cells": code, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 
 
+def grade_as_notebook(lesson: str, sources: dict[str, str]) -> LessonGrade:
+    """Grade ``lesson`` through the real grader, the notebook being the source of each module
+    that defines its exercises (``sources``: module name -> source)."""
+    # Later modules first: ``network`` imports ``parse_request`` from the lesson's package,
+    # where it is a stub, so the module defining it must come after.
+    modules = [exercise_modules()[f] for f in LESSONS[lesson] if f in exercise_modules()]
+    cells = [sources[module] for module in reversed(dict.fromkeys(modules))]
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / f"{lesson}.ipynb"
+        path.write_text(json.dumps(notebook(cells)))
+        return grade_submission(Submission("mutant", lesson, path))
+
+
 def grade(files: Sequence[Path]) -> int:
     """Grade, as a student's notebook, every lesson with an exercise in ``files``; 1 if any
     lesson loses points, else 0. Runs in a copy (its current directory), which holds the
     (mutated) module files; the grader itself is imported from the kit."""
-    lessons = dict.fromkeys(lesson for file in files for lesson in lessons_of(file))
+    sources = {f"minilb.{path.stem}": path.read_text() for path in PACKAGE.glob("*.py")}
     all_full = True
-    with tempfile.TemporaryDirectory() as scratch:
-        for lesson in lessons:
-            # Later modules first: ``network`` imports ``parse_request`` from the lesson's
-            # package, where it is a stub, so the module defining it must come after.
-            modules = [exercise_modules()[f] for f in LESSONS[lesson] if f in exercise_modules()]
-            cells = [(PACKAGE / f"{m.split('.')[1]}.py").read_text()
-                     for m in reversed(dict.fromkeys(modules))]
-            path = Path(scratch) / f"{lesson}.ipynb"
-            path.write_text(json.dumps(notebook(cells)))
-            result = grade_submission(Submission("mutant", lesson, path))
-            print(f"{lesson}: {result.score:g}/{result.max_score:g} ({result.status})")
-            all_full &= result.status == "graded" and result.score >= result.max_score
+    for lesson in dict.fromkeys(lesson for file in files for lesson in lessons_of(file)):
+        result = grade_as_notebook(lesson, sources)
+        print(f"{lesson}: {result.score:g}/{result.max_score:g} ({result.status})")
+        all_full &= result.status == "graded" and result.score >= result.max_score
     return 0 if all_full else 1
 
 

@@ -1,6 +1,6 @@
 """One grading truth: nbgrader, ``minilb grade`` and Gradescope give the same points per exercise.
 
-The same submissions of lessons 1-3 (the reference, a notebook with one plausible bug per
+The same submissions of every lesson (the reference, a notebook with one plausible bug per
 lesson, the untouched handout) are graded three ways:
 
 (a) ``nbgrader autograde`` in a temporary course (``submitted/<student>/<lesson>/``), scores
@@ -26,7 +26,7 @@ from autograder.grade import grade_class
 from autograder.rubric import RUBRIC
 
 KIT = Path(__file__).resolve().parents[1]
-LESSONS = ["01_cost_matrix", "02_greedy_balancing", "03_optimal_makespan"]
+LESSONS = ["01_cost_matrix", "02_greedy_balancing", "03_optimal_makespan", "04_sockets_and_forking"]
 MISTAKE = {mistake[0]: mistake[2:5] for mistake in MISTAKES}  # id -> (old, new, the loser)
 # One plausible bug per lesson: (old text, new text, the exercise that must lose points).
 BUGS = {
@@ -34,6 +34,8 @@ BUGS = {
     "02_greedy_balancing": MISTAKE["ties-to-highest-index"],
     "03_optimal_makespan": ("return float(_relaxed_optimum(batch))",  # only the longest request
                             "return float(max(batch.fastest, default=0))", "lower_bound"),
+    "04_sockets_and_forking": ("exit_codes[pid] = os.waitstatus_to_exitcode(status)",
+                               "exit_codes[pid] = status", "reap_children"),  # raw wait status
 }
 ENDLESS_DEMO = 'print("the demo started", flush=True)\nwhile True:\n    pass'
 
@@ -69,7 +71,7 @@ def nbgrader(course: Path, *args: str) -> None:
 def nbgrader_scores(course: Path) -> Scores:
     from nbgrader.api import Gradebook
 
-    every_lesson = "0[1-3]_*"  # one nbgrader run for all (nbgrader expands it): start-up is slow
+    every_lesson = "0[1-4]_*"  # one nbgrader run for all (nbgrader expands it): start-up is slow
     nbgrader(course, "generate_assignment", every_lesson)
     nbgrader(course, "autograde", every_lesson)
     scores: Scores = {}
@@ -111,7 +113,7 @@ def gradescope_scores(course: Path, tmp_path: Path) -> Scores:
 def test_nbgrader_minilb_grade_and_gradescope_give_the_same_points(tmp_path):
     course = tmp_path / "course"
     shutil.copytree(KIT / "lessons", course, ignore=shutil.ignore_patterns(
-        "04_*", "__pycache__", ".ipynb_checkpoints", "release", "submitted", "autograded",
+        "__pycache__", ".ipynb_checkpoints", "release", "submitted", "autograded",
         "gradebook.db"))
     write_submissions(course)
 

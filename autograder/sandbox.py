@@ -2,10 +2,12 @@
 
 ``SandboxedStudent`` implements ``contract.Student``. The child (``child.py``) runs under
 bubblewrap: every namespace unshared (no network, its own PIDs, so it cannot even see the
-grader), an unprivileged user so the process limit applies, read-only views of only the Python
-installation, third-party packages and this lesson's copy of ``minilb``; an empty private /tmp.
-CPU time, memory, processes, open files and file sizes are capped with rlimits, and the whole
-process tree dies with the sandbox. Where bubblewrap cannot run, grading refuses
+grader), an unprivileged user inside, read-only views of only the Python installation,
+third-party packages and this lesson's copy of ``minilb``; an empty private /tmp. CPU time,
+memory, open files and file sizes are capped with rlimits, the number of processes with a pids
+cgroup where the machine allows one (``pids_cap.py``: the rlimit does not bind root, which is
+what bubblewrap's user is outside when the grader runs as root), and the whole process tree
+dies with the sandbox. Where bubblewrap cannot run, grading refuses
 (``require_isolation``) unless the instructor accepts the weaker ``jail.py`` (root only: the same
 view of the files, no network, a throwaway user id, but no PID namespace).
 
@@ -35,6 +37,7 @@ from typing import Any
 from autograder import child, jail
 from autograder.contract import LESSONS, StudentCallError
 from autograder.handout import earlier_exercises, exercise_modules, lesson_package
+from autograder.pids_cap import PidsCap
 
 CHILD_SOURCE = Path(child.__file__).read_text()
 SANDBOX_TAG = "MINILB_SANDBOX"  # an environment variable every sandboxed process starts with
@@ -65,6 +68,13 @@ def _set_limits(limits: Limits) -> None:
                         (resource.RLIMIT_FSIZE, limits.file_bytes),
                         (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(name, (value, value))
+
+
+def _enter_bubblewrap(limits: Limits, pids_cap: PidsCap | None) -> None:
+    """Between fork and exec of bubblewrap: rlimits, and the pids cgroup that binds root too."""
+    _set_limits(limits)
+    if pids_cap is not None:
+        pids_cap.join()
 
 
 def _python() -> str:
@@ -169,11 +179,17 @@ def _kill_child(pid: int, uid: int | None) -> None:
         jail.kill_all(uid)  # processes that left the session (setsid) too
 
 
+_LIVE_CAPS: set[PidsCap] = set()  # their pids cgroups, removed with them
+
+
 def kill_live() -> None:
     """Kill every sandboxed child this process started and has not killed yet."""
     for pid, uid in list(_LIVE.items()):
         _kill_child(pid, uid)
     _LIVE.clear()
+    for cap in list(_LIVE_CAPS):
+        cap.remove()
+    _LIVE_CAPS.clear()
 
 
 def _to_wire(value: Any) -> Any:
@@ -213,6 +229,7 @@ class SandboxedStudent:
         self.startup_note = ""
         self._startup_kind = "crashed"
         self._process: subprocess.Popen | None = None
+        self._pids_cap: PidsCap | None = None
         self._buffer = b""
         self._next_id = 0
         self._restarts = -1
@@ -290,7 +307,10 @@ class SandboxedStudent:
         python = [_python(), "-I", "-S", "-B", "-c", CHILD_SOURCE]
         if bubblewrap_works():
             command = _bwrap_command(self.package_dir) + python
-            preexec = functools.partial(_set_limits, self.limits)
+            self._pids_cap = self._pids_cap or PidsCap.create(self.limits.processes)
+            if self._pids_cap is not None:
+                _LIVE_CAPS.add(self._pids_cap)
+            preexec = functools.partial(_enter_bubblewrap, self.limits, self._pids_cap)
         else:
             if os.getuid() != 0:
                 raise SandboxRefused("without bubblewrap, student code runs only as root's "
@@ -371,6 +391,10 @@ class SandboxedStudent:
         _kill_child(process.pid, self._jail_uid)
         _LIVE.pop(process.pid, None)
         process.wait()
+        if self._pids_cap is not None:
+            self._pids_cap.remove()
+            _LIVE_CAPS.discard(self._pids_cap)
+            self._pids_cap = None
         for stream in (process.stdin, process.stdout):
             try:
                 stream.close()  # type: ignore[union-attr]

@@ -1,6 +1,7 @@
 """The sandboxed child: plain data over the pipe, failures told apart, one hang costs one call."""
 
 import inspect
+import os
 import warnings
 
 import pytest
@@ -162,3 +163,32 @@ def test_the_jail_has_no_network_and_its_own_user(monkeypatch):
             uid, cwd, top = student.call("whoami")
     assert uid >= sandbox.jail.UID_BASE and cwd == "/tmp"
     assert "work" not in top and "proc" not in top and "home" not in top
+
+
+FORK_BOMB = """
+import os, time
+def fork_many(limit):
+    started = 0
+    try:
+        for _ in range(limit):
+            if os.fork() == 0:
+                time.sleep(30)
+                os._exit(0)
+            started += 1
+    except OSError:
+        pass
+    return started
+"""
+
+
+def test_a_fork_bomb_meets_the_process_cap_even_when_the_grader_is_root():
+    # RLIMIT_NPROC does not bind root, and bubblewrap's user is root outside when we are: the
+    # pids cgroup is what holds the cap then (pids_cap.py).
+    capped = Limits(startup_seconds=5, call_seconds=5, notebook_seconds=30, processes=16)
+    with SandboxedStudent(FORK_BOMB, "01_cost_matrix", capped) as student:
+        started = student.call("fork_many", 200)
+        cap = student._pids_cap
+        assert cap is not None or os.getuid() != 0, "as root the sandbox needs its pids cgroup"
+    assert started < 16, f"{started} processes started under a cap of 16"
+    if cap is not None:
+        assert not cap.path.exists(), "the sandbox's pids cgroup outlived it"

@@ -25,7 +25,8 @@ minimises the makespan but breaks a tie-break earns half.
 finish_times (2): batches with given assignments on the default fleet (0.5), on fleets with
 several Music servers (0.25) and other fleets (0.25); tuples and ``Request`` named tuples
 (0.25); returns a list of floats (0.25); leaves the caller's lists unchanged (0.25); invalid
-input: mismatched lengths, server indices out of range, no server (0.125), bad lengths (0.125).
+input: mismatched lengths, server indices out of range or not ints (True, 1.0, "1"), no server
+(0.125), bad lengths (0.125).
 All cases come from fixed seeds: every student gets the same cases.
 """
 
@@ -391,7 +392,10 @@ def finish_time_cases() -> dict[str, list[Args]]:
               ("same", "same", "tuple")]  # fmt: skip
     invalid = [([["V", 1], ["M", 2]], [0]), ([["V", 1]], [0, 1]), ([["P", 2]], [3]),
                ([["P", 2], ["V", 1]], [0, -1]), ([["M", 2]], [1], ["M"]),
-               ([["V", 1]], [0], [])]  # fmt: skip
+               ([["V", 1]], [0], []),
+               # server indices that are not ints: a bool, a float, a string
+               ([["V", 1], ["M", 2]], [0, True]), ([["V", 1], ["M", 2]], [0, 1.0]),
+               ([["V", 1], ["M", 2]], [0, "1"])]  # fmt: skip
     return {"default": default, "several music": music, "fleets": fleets, "typed": typed,
             "typed shapes": shapes, "invalid": invalid}  # fmt: skip
 
@@ -409,8 +413,8 @@ def grade_finish_times(student: Student) -> ExerciseResult:
         returns_group(0.25, "returns a list of floats",
                       list_of("finish_times", float, "a list of floats")),
         unchanged_group(0.25, "leaves the caller's requests and assignment unchanged"),
-        Group("invalid input (lengths that differ, server indices out of range, no server)",
-              0.125,
+        Group("invalid input (lengths that differ, server indices out of range or not ints, "
+              "no server)", 0.125,
               cases["invalid"], expect_value_error("invalid input"), invalid_inputs=True),
         bad_lengths_group("lengths that are not positive ints", 0.125,
                           lambda length: ([["P", 2], ["V", length]], [0, 1]),

@@ -21,11 +21,13 @@ leaves the caller's requests unchanged (0.25); invalid input: unknown type or ki
 call: on servers of one kind (0.25), where a branch and bound that starts from longest-first
 and stops at the simple bound finishes at once, and on mixed fleets, where greedy is not optimal
 (0.75), which takes a strong bound (a textbook branch and bound with the simple bound does not
-finish them in 5 s). A case is right when the value is the true optimum and the assignment
-achieves it; a right value with an assignment that does not achieve it earns half.
+finish them in 5 s); the mixed-fleet group also holds three batches of 18 to 22 requests on which
+a quick search runs long (and the one-kind group one of 23), so that a solver's fallback for
+stubborn targets is graded too. A case is right when the value is the true optimum and the
+assignment achieves it; a right value with an assignment that does not achieve it earns half.
 
 Sizes, so that an honest exact solver passes every group but the two speed groups within the
-10 s allowed per call, brute force included: at most 10 requests on two or three servers, 8 on
+10 s allowed per call, brute force included: at most 11 requests on two servers, 10 on three, 8 on
 four, 7 on five, 5 on ten, 6 on one. The 40-request batches are ones the reference solves in
 about a millisecond (tests/test_contracts.py checks it stays far below the budget); brute force
 would need 3 ** 40 tries. A call over the budget loses its group as "too slow", and the group's
@@ -142,6 +144,13 @@ def instances() -> dict[str, list[Args]]:
     other = [(_batch(rng, SMALL_SIZES[len(fleet)]), fleet) for fleet in fleets]
     other += [(_batch(rng, rng.randint(4, 8), 12), ["VP", "M"]) for _ in range(4)]
     other += [([],), ([["P", 7]],), (_batch(rng, 7, longest=30),), (_batch(rng, 6, 60), FLEET)]
+    # identical servers: a search that mixes up which servers are interchangeable prunes wrongly
+    other += [([["M", 5], ["V", 6], ["V", 15], ["V", 12], ["P", 21], ["V", 5], ["V", 6],
+                ["V", 13], ["V", 9], ["M", 13], ["V", 50]], ["M", "M"])]  # fmt: skip
+    # lengths so huge that a search cannot tabulate every sum of processing times
+    other += [([["V", 10**8], ["P", 10**8], ["M", 3]],)]
+    # a makespan of 1: each server's room is a single time unit
+    other += [([["V", 1], ["V", 1]], ["VP", "VP"])]
     typed = [(_batch(rng, 6),), (_batch(rng, 5),), (_batch(rng, 6),),
              (_batch(rng, 5), ["M", "VP", "M"]), (_batch(rng, 6), ["VP", "M"])]  # fmt: skip
     return {
@@ -152,7 +161,8 @@ def instances() -> dict[str, list[Args]]:
         "other": other,
         "typed": typed,
         "large, one kind": [(_batch(rng, LARGE), fleet)
-                            for fleet in (["VP", "VP", "VP"], ["M", "M"], ["VP", "VP"])],
+                            for fleet in (["VP", "VP", "VP"], ["M", "M"], ["VP", "VP"])]
+                           + STUBBORN_ONE_KIND,
         "large": large_instances(),
     }
 
@@ -175,7 +185,31 @@ def large_instances() -> list[Args]:
             ):
                 break
         cases.append((requests,) if fleet is FLEET else (requests, fleet))
-    return cases
+    return cases + STUBBORN
+
+
+# Batches of 18 to 22 on two-kind fleets where a quick search runs long and the knapsack check
+# of step 3 decides some targets (a solver that gives up, or whose whole-request check is off by
+# one, answers wrongly). The reference solves each in about 10 ms.
+STUBBORN: list[Args] = [
+    ([["V", 24], ["P", 39], ["V", 7], ["V", 7], ["M", 28], ["V", 37], ["M", 25], ["V", 46],
+      ["V", 59], ["M", 6], ["P", 17], ["P", 58], ["M", 48], ["M", 9], ["P", 19], ["V", 4],
+      ["P", 8], ["V", 9]], ["VP", "VP", "M", "M"]),
+    ([["V", 42], ["M", 43], ["M", 7], ["P", 3], ["V", 10], ["P", 9], ["V", 1], ["V", 36],
+      ["M", 17], ["M", 18], ["P", 19], ["V", 9], ["M", 27], ["M", 55], ["P", 20], ["V", 12],
+      ["V", 19], ["V", 18], ["V", 15], ["M", 16], ["V", 6]], ["VP", "VP", "M"]),
+    ([["V", 40], ["V", 17], ["V", 32], ["M", 20], ["V", 43], ["V", 50], ["V", 42], ["P", 17],
+      ["V", 16], ["V", 58], ["V", 19], ["M", 53], ["P", 22], ["P", 57], ["V", 60], ["M", 26],
+      ["M", 12], ["M", 15], ["V", 43], ["P", 18], ["P", 41], ["M", 14]],
+     ["M", "VP", "VP", "M", "M"]),
+]  # fmt: skip
+# The same on servers of one kind (23 requests on four VP servers, about 25 ms).
+STUBBORN_ONE_KIND: list[Args] = [
+    ([["P", 15], ["M", 19], ["M", 5], ["M", 2], ["P", 53], ["P", 61], ["P", 28], ["V", 13],
+      ["V", 2], ["V", 15], ["M", 17], ["P", 6], ["P", 70], ["M", 58], ["M", 16], ["P", 46],
+      ["M", 14], ["M", 18], ["M", 87], ["M", 27], ["M", 47], ["M", 15], ["P", 29]],
+     ["VP", "VP", "VP", "VP"]),
+]  # fmt: skip
 
 
 def bound_instances() -> dict[str, list[Args]]:

@@ -191,6 +191,30 @@ MISTAKES = [
     ("decide-in-child", DECIDE_IN_CHILD, None, "serve_forking",
      ["the decision was made in the child", "lost update"]),
     ("parse-only-bytes", ONLY_BYTES, None, "parse_request", ["rejected a bytearray"]),
+    # Survivors of ``make mutation`` (docs/MUTATION.md) before the cases that now catch them.
+    ("size-type-check-weakened", "isinstance(size, bool) or not isinstance(size, int) or",
+     "isinstance(size, bool) and not isinstance(size, int) or", "recv_exactly",
+     ["a size that is not an int", "should raise ValueError"]),
+    ("recv-asks-for-too-much", "sock.recv(size - len(data))", "sock.recv(size + len(data))",
+     "recv_exactly", ["read more than size bytes", "ask recv only for the bytes still missing"]),
+    ("other-error-exits-0", "exit_code = 1  #", "exit_code = 0  #", "spawn_relay_child",
+     ["another error in the child", "should exit with code 1"]),
+    ("other-error-exits-3", "        if on_reply is not None:\n            on_reply(reply)\n",
+     "        if on_reply is not None:\n            try:\n                on_reply(reply)\n"
+     "            except Exception as error:\n                raise OSError() from error\n",
+     "spawn_relay_child", ["exit code 3 when on_reply raised an error that is not an OSError"]),
+    ("no-connections-rejected", "connections is not None and connections < 0",
+     "connections is not None and connections <= 0", "serve_forking",
+     ["with connections 0 it should serve nobody", "not raise ValueError"]),
+    ("negative-connections-allowed", "connections is not None and connections < 0",
+     "connections is None and connections < 0", "serve_forking",
+     ["a negative count of connections should raise ValueError",
+      "with connections None it should serve for ever"]),
+    ("refused-server-crashes-the-relay", "{address[1]} failed", "{address[2]} failed",
+     "serve_forking", ["raised IndexError when a server refused the connection"]),
+    ("refused-server-stops-the-relay",
+     "failed: {error}\"))\n            continue", "failed: {error}\"))\n            break",
+     "serve_forking", ["stopped serving after a server refused the connection"]),
 ]  # fmt: skip
 
 

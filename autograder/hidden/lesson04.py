@@ -6,25 +6,31 @@ invalid messages raise ``ProtocolError`` or another ``ValueError``: a wrong size
 bytes just outside ``'1'..'9'`` (0.5); a ``str`` instead of bytes (0.25); the other bytes-like
 types, ``bytearray`` and ``memoryview``, are accepted and give a ``(type, int)`` tuple (0.25).
 
-``recv_exactly`` (3): a message arriving one byte at a time (1); more bytes waiting than asked
-for, the rest left unread (0.5); a peer that closes early: ``ConnectionError`` (0.5); a silent
-or slowly dripping peer: ``TimeoutError`` once the whole read's deadline passes, not before
-(0.75); an invalid size or timeout: ``ValueError`` (0.25).
+``recv_exactly`` (3): a message arriving one byte at a time (1); more bytes coming than asked
+for, waiting before the call or arriving after its first byte, the rest left unread (0.5); a
+peer that closes early: ``ConnectionError`` (0.5); a silent or slowly dripping peer:
+``TimeoutError`` once the whole read's deadline passes, not before (0.75); an invalid size (not
+positive, or not an int: a bool, a float, text) or timeout: ``ValueError`` (0.25).
 
 ``spawn_relay_child`` (3): the server's reply reaches the client, whose connection then ends
 although the parent still holds it, and ``on_reply`` sees it (1); the child leaves with
-``os._exit(0)`` (0.75); a server that hangs up or stays silent: exit code 3 within the timeout
-(0.75); the parent gets the pid, closes its copy of the backend socket, keeps the client (0.5).
+``os._exit(0)`` (0.5); a server that hangs up or stays silent: exit code 3 within the timeout
+(0.75); an ``on_reply`` that raises an error other than ``OSError``: exit code 1, the client not
+answered (0.25); the parent gets the pid, closes its copy of the backend socket, keeps the
+client (0.5).
 
 ``reap_children`` (3): finished children's exit codes, a signal's as ``-N`` (1); all of them
 collected in one call, no zombie left (0.75); with a child still running it returns at once,
 without it (0.75); with no children at all, ``{}`` (0.5).
 
 ``serve_forking`` (4): 50 clients at once, every reply reaching its own client through its own
-backend connection (1.5); bad requests answered with an ``ERR`` line, a silent client dropped
-after the timeout (0.5); children reaped each time round and none left behind, their exit codes
-returned (1); the parent decides (``route``) before forking, keeps no copy of a client's or
-backend socket, and serves clients concurrently (1).
+backend connection (1.25); bad requests answered with an ``ERR`` line, a silent client dropped
+after the timeout (0.5); a server that refuses the connection: its clients get an ``ERR`` line
+and the clients after them are served (0.5); children reaped each time round and none left
+behind, their exit codes returned (0.75); the parent decides (``route``) before forking, keeps
+no copy of a client's or backend socket, and serves clients concurrently (0.75); the count of
+connections: 0 returns ``{}`` without accepting anyone, a negative count raises ``ValueError``,
+``None`` serves on until the harness shuts the listener down (0.25).
 
 Sockets cannot cross the pipe to the sandbox, so every exercise but the plain ``parse_request``
 calls runs in a harness (``lesson04_harness_*.py``, sent as source; see ``harness``): it builds
@@ -291,7 +297,11 @@ def _judge_silent(args: Args, seen: dict) -> Outcome:
 
 
 def _judge_invalid(args: Args, seen: dict) -> Outcome:
+    size = args[2]
     if "ValueError" not in _names(seen):
+        if type(size) is not int:
+            return wrong("a size that is not an int (a bool, a float or text) should raise "
+                         "ValueError")  # fmt: skip
         return wrong("an invalid size or timeout should raise ValueError")
     if seen.get("valid_read") != args[1]["__bytes__"]:
         return wrong("earns points only once valid inputs get an answer")
@@ -303,14 +313,16 @@ def grade_recv_exactly(student: Student) -> ExerciseResult:
     groups = [
         Group("a message arriving in pieces", 1, [("drip", wire(b"M5"), 2, 2.0),
               ("drip", message, 6, 2.0)], judged(_judge_pieces)),
-        Group("more bytes waiting than asked for", 0.5, [("burst", message, 2, 2.0),
-              ("burst", wire(b"P7\x00"), 1, 2.0)], judged(_judge_burst)),
+        Group("more bytes coming than asked for", 0.5, [("burst", message, 2, 2.0),
+              ("burst", wire(b"P7\x00"), 1, 2.0), ("pieces", message, 2, 2.0)],
+              judged(_judge_burst)),
         Group("a peer that closes early", 0.5, [("closes", wire(b"V4"), 2, 1.0),
               ("closes", wire(b""), 3, 1.0)], judged(_judge_closed)),
         Group("a silent or slowly dripping peer", 0.75, [("silent", wire(b"P6"), 2, 0.5),
               ("slow-drip", wire(b"V1P2M3V4P5"), 10, 1.0)], judged(_judge_silent)),
         Group("an invalid size or timeout", 0.25, [("invalid", wire(b"P4"), size, timeout)
-              for size, timeout in ((0, 1.0), (-2, 1.0), (2, 0), (2, -1.0))],
+              for size, timeout in ((0, 1.0), (-2, 1.0), (True, 1.0), ("2", 1.0), (2.5, 1.0),
+                                    (2, 0), (2, -1.0))],
               judged(_judge_invalid)),
     ]  # fmt: skip
     return grade_exercise(LESSON, "recv_exactly", InHarness(student, "recv"), groups,
@@ -360,6 +372,25 @@ def _judge_child_exit(args: Args, seen: dict) -> Outcome:
     return RIGHT
 
 
+def _judge_other_error(args: Args, seen: dict) -> Outcome:
+    code = seen.get("code")
+    if code == CHILD_RETURNED:
+        return wrong(CHILD_RETURNED_NOTE)
+    if not seen.get("pid"):
+        return wrong("did not return the child's pid (did it fork?)")
+    if seen.get("reply"):
+        return wrong("the client got the reply although on_reply raised an error")
+    if code == HUNG:
+        return wrong("the child did not end when on_reply raised an error")
+    if code == 3:
+        return wrong("exit code 3 when on_reply raised an error that is not an OSError: only a "
+                     "failing server (an OSError) means 3; any other error means 1")  # fmt: skip
+    if code != 1:
+        return wrong("when anything other than the server fails (an error that is not an "
+                     "OSError) the child should exit with code 1")  # fmt: skip
+    return RIGHT
+
+
 def _judge_parent_sockets(args: Args, seen: dict) -> Outcome:
     if not seen.get("pid"):
         return wrong("did not return the child's pid (did it fork?)")
@@ -377,8 +408,14 @@ def grade_spawn_relay_child(student: Student) -> ExerciseResult:
     failing = [("closes", wire(b""), 2.0), ("silent", wire(b""), 0.5)]
     groups = [
         Group("the server's reply relayed to the client", 1, [answers], judged(_judge_relayed)),
-        Group("the child leaves with os._exit", 0.75, [answers], judged(_judge_child_exit)),
+        Group("the child leaves with os._exit", 0.5, [answers], judged(_judge_child_exit)),
         Group("a server that fails: exit code 3", 0.75, failing, judged(_judge_child_exit)),
+        Group(
+            "another error in the child: exit code 1",
+            0.25,
+            [("hook-fails", wire(b"M4"), 1.0)],
+            judged(_judge_other_error),
+        ),
         Group("the parent's sockets", 0.5, [answers], judged(_judge_parent_sockets)),
     ]
     return grade_exercise(LESSON, "spawn_relay_child", InHarness(student, "relay"), groups,
@@ -495,6 +532,11 @@ MANY = (_many_requests(), [wire(FAIL.encode())], 0, 3.0)
 SILENT = (["V1", "~M5", "P2", "M3"], [], 0, 1.0)
 CONCURRENT = (["V2", "M2"], [], 2, 3.0)
 ONE_BY_ONE = (["V1", "P2", "M3", "V4", "P5", "M6"], [], 0, 3.0, True)
+# (..., one_by_one, connections ("all": one per request), requests routed to a refusing server)
+REFUSED = (["V9", "M1", "P9", "M1", "M9"], [], 0, 3.0, True, "all", ["M1"])
+NO_CONNECTIONS = (["V1"], [], 0, 1.0, False, 0)
+NEGATIVE_CONNECTIONS = (["V1"], [], 0, 1.0, False, -1)
+FOR_EVER = (["V9", "P8", "M9"], [], 0, 3.0, False, None)
 
 
 def _raised_while_serving(seen: dict) -> str:
@@ -603,14 +645,64 @@ def _judge_parent(args: Args, seen: dict) -> Outcome:
     return RIGHT
 
 
+def _judge_refused(args: Args, seen: dict) -> Outcome:
+    requests, refused = args[0], args[6]
+    if seen.get("stuck"):
+        return wrong("did not return after its last connection")
+    answers = _answers(requests, seen)
+    first = next(number for number, request in enumerate(requests) if request in refused)
+    names = _names(seen)
+    if names:
+        return wrong(f"raised {names[0]} when a server refused the connection: answer that "
+                     "client with an ERR line and go on serving")  # fmt: skip
+    err = [got.startswith("ERR ") and got.endswith("\n") and ended for _, got, ended in answers]
+    served = [err[number] if request in refused else (got == request and ended)
+              for number, (request, got, ended) in enumerate(answers)]  # fmt: skip
+    if all(served[: first + 1]) and not any(got for _, got, _ in answers[first + 1 :]):
+        return wrong("stopped serving after a server refused the connection: answer that "
+                     "client with an ERR line, then go on to the next client")  # fmt: skip
+    if not all(err[number] for number, request in enumerate(requests) if request in refused):
+        return wrong("a client whose server refused the connection must get an ERR line")
+    if not all(served):
+        return wrong("some clients did not get their reply when a server refused a connection")
+    return RIGHT
+
+
+def _judge_connections(args: Args, seen: dict) -> Outcome:
+    connections, names = args[5], _names(seen)
+    if connections is None:
+        if seen.get("early") and not seen.get("stuck"):
+            ended = f"raised {names[0]}" if names else "returned"
+            return wrong(f"with connections None it should serve for ever, but it {ended} "
+                         "before all its clients were served")  # fmt: skip
+        mistake = _wrong_replies(args[0], seen)
+        return wrong(f"with connections None: {mistake}") if mistake else RIGHT
+    if connections < 0:
+        if "ValueError" not in names:
+            return wrong("a negative count of connections should raise ValueError")
+        return RIGHT
+    if names:
+        return wrong(f"with connections 0 it should serve nobody and return an empty dict, not "
+                     f"raise {names[0]}")  # fmt: skip
+    if seen.get("accepts"):
+        return wrong("with connections 0 it accepted a client: it should return an empty dict "
+                     "at once")  # fmt: skip
+    if seen.get("returned") != []:
+        return wrong("with connections 0 it should return an empty dict")
+    return RIGHT
+
+
 def grade_serve_forking(student: Student) -> ExerciseResult:
     groups = [
-        Group("many clients at once", 1.5, [MANY], judged(_judge_replies)),
+        Group("many clients at once", 1.25, [MANY], judged(_judge_replies)),
         Group("bad and silent requests", 0.5, [MANY, SILENT], judged(_judge_bad_and_silent)),
-        Group("children: none left behind, exit codes returned", 1, [MANY, ONE_BY_ONE],
+        Group("a server that refuses the connection", 0.5, [REFUSED], judged(_judge_refused)),
+        Group("children: none left behind, exit codes returned", 0.75, [MANY, ONE_BY_ONE],
               judged(_judge_children)),
-        Group("the parent's part: decide, close its copies, serve concurrently", 1,
+        Group("the parent's part: decide, close its copies, serve concurrently", 0.75,
               [MANY, CONCURRENT], judged(_judge_parent)),
+        Group("the count of connections: 0, negative, or None (for ever)", 0.25,
+              [NO_CONNECTIONS, NEGATIVE_CONNECTIONS, FOR_EVER], judged(_judge_connections)),
     ]  # fmt: skip
     return grade_exercise(LESSON, "serve_forking", InHarness(student, "serve"), groups,
                           timeout=CALL_SECONDS)  # fmt: skip

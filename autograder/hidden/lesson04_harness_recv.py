@@ -6,6 +6,9 @@ named; the harness plays the peer on the other end, sending ``data`` in the way 
 
 - ``drip``: one byte at a time, a moment apart;
 - ``burst``: all at once, before the call (more bytes than ``size``: the rest must stay unread);
+- ``pieces``: the first byte; once the reader has taken it, all the rest at once (more bytes
+  than ``size``: a reader that asks ``recv`` for more than the bytes still missing reads past
+  the message);
 - ``closes``: the first byte, then the end of the stream;
 - ``silent``: the first byte, then nothing;
 - ``slow-drip``: one byte every fifth of ``timeout``, so the whole read takes longer than that
@@ -45,9 +48,25 @@ def _drip(peer: socket.socket, data: bytes, gap: float) -> None:
         sleep(gap)
 
 
-def _play(peer: socket.socket, kind: str, data: bytes, timeout: float) -> None:
+def _taken(watch: socket.socket) -> None:
+    """Until the reader has taken every byte that arrived (``watch``: our copy of its end)."""
+    deadline = monotonic() + SLACK
+    while monotonic() < deadline:
+        try:
+            watch.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except OSError:  # BlockingIOError: nothing left to take
+            return
+        sleep(0.002)
+
+
+def _play(peer: socket.socket, kind: str, data: bytes, timeout: float,
+          watch: socket.socket | None) -> None:  # fmt: skip
     try:
-        if kind == "drip":
+        if kind == "pieces" and watch is not None:
+            peer.sendall(data[:1])
+            _taken(watch)
+            peer.sendall(data[1:])
+        elif kind == "drip":
             _drip(peer, data, DRIP_GAP)
         elif kind == "slow-drip":
             _drip(peer, data, timeout / 5)
@@ -126,10 +145,11 @@ def run(recv_exactly, peer: str, data: bytes, size: object, timeout: object) -> 
         ours.close()
         os.close(report_r)
         _read_in_child(recv_exactly, theirs, size, timeout, report_w, peer == "invalid")
+    watch = theirs.dup() if peer == "pieces" else None  # to see when the reader took a byte
     theirs.close()
     os.close(report_w)
     seconds = timeout if isinstance(timeout, int | float) and timeout > 0 else 1.0
-    player = threading.Thread(target=_play, args=(ours, peer, data, seconds), daemon=True)
+    player = threading.Thread(target=_play, args=(ours, peer, data, seconds, watch), daemon=True)
     with setting_up():
         player.start()
     try:
@@ -142,6 +162,8 @@ def run(recv_exactly, peer: str, data: bytes, size: object, timeout: object) -> 
         exit_code(pid, 0.5)
         player.join(timeout=seconds + SLACK)
         ours.close()
+        if watch is not None:
+            watch.close()
         os.close(report_r)
     if report is None:
         return {"blocked": True, "never_returned": True}

@@ -6,15 +6,19 @@ is given back through a pipe, and plays the server as ``server`` says:
 
 - ``answers``: ``reply`` is waiting on the backend connection before the call;
 - ``closes``: the server hangs up without a reply;
-- ``silent``: the server never answers (the child must give up after ``timeout``).
+- ``silent``: the server never answers (the child must give up after ``timeout``);
+- ``hook-fails``: ``reply`` is waiting, but ``on_reply`` raises ``RuntimeError`` once it has
+  passed the reply on (not an ``OSError``: the server did not fail, the child exits with 1).
 
 Then it reads what reaches the client while the parent still holds its copy of the client
-socket (only a ``shutdown`` in the child ends the connection for both), and collects the child.
+socket (only a ``shutdown`` in the child ends the connection for both), and collects the child;
+with ``hook-fails`` it collects the child first, then takes whatever reached the client.
 A child that comes back into the harness instead of leaving with ``os._exit`` exits 77 at once.
 
 Answers ``{"pid": bool (a child's pid came back), "client_open": bool, "backend_open": bool,
 "new_sockets": int (others the parent kept), "code": int or "hung" or "gone" or None,
-"on_reply": text or None}``, and when the server answers, ``"reply": text, "ended": bool``.
+"on_reply": text or None}``, and when the server answers, ``"reply": text, "ended": bool``
+(with ``hook-fails``, ``"reply": text`` only).
 An exception from the student's function in the parent passes through.
 """
 
@@ -46,6 +50,15 @@ def _pipe_contents(fd: int) -> str | None:
     return data.decode("latin-1") if data else None
 
 
+def _waiting(sock: socket.socket) -> str:
+    """The bytes waiting on ``sock`` now (up to 64), without waiting for more."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(64).decode("latin-1")
+    except OSError:
+        return ""
+
+
 def run(spawn_relay_child, server: str, reply: bytes, timeout: float) -> dict:  # noqa: ANN001
     with setting_up():
         client_peer, client = tcp_pair()
@@ -54,8 +67,10 @@ def run(spawn_relay_child, server: str, reply: bytes, timeout: float) -> dict:  
 
     def on_reply(data: bytes) -> None:  # called in the child: the pipe carries it to us
         os.write(told_w, bytes(data)[:64])
+        if server == "hook-fails":
+            raise RuntimeError("on_reply refuses this reply")
 
-    if server == "answers":
+    if server in ("answers", "hook-fails"):
         server_end.sendall(reply)
     elif server == "closes":
         server_end.shutdown(socket.SHUT_RDWR)
@@ -78,6 +93,8 @@ def run(spawn_relay_child, server: str, reply: bytes, timeout: float) -> dict:  
             seen.update(reply=got.decode("latin-1"), ended=ended)
         left = max(deadline - monotonic(), 0.5)
         seen["code"] = exit_code(pid, left) if seen["pid"] else None
+        if server == "hook-fails" and seen["pid"]:  # the child is gone: what it sent is here
+            seen["reply"] = _waiting(client_peer)
         seen["on_reply"] = _pipe_contents(told_r)
         return seen
     finally:

@@ -1,6 +1,7 @@
 """Harness for ``serve_forking``: the harness plays the clients and the server behind the relay.
 
-``run(serve_forking, requests, fail, hold, timeout, one_by_one)`` sets up, in this process:
+``run(serve_forking, requests, fail, hold, timeout, one_by_one, connections, refused)`` sets up,
+in this process:
 
 - an echo server (one thread) that answers each 2-byte request after a delay that grows as its
   digit shrinks, so replies leave in another order than the requests came in; it hangs up at
@@ -11,19 +12,26 @@
   ``~`` sends only its next byte, then stays silent) and reads the answer until the end; all at
   once, or ``one_by_one``, each when the one before has its answer (so a child has finished
   before the next ``accept``, and one more later: a relay that does not reap shows its zombies);
-- a ``route`` that counts its calls in this process and names the echo server;
-- the listening socket, which notes at every ``accept`` how many connections the parent still
-  holds (accepted ones, its copies of the clients', and ones to the echo server), and whether a
-  child that was a zombie at the previous ``accept`` still is: a whole round without reaping.
+- a ``route`` that counts its calls in this process and names the echo server, or for a request
+  in ``refused`` a server that refuses every connection (a port bound but not listening);
+- the listening socket, which counts the ``accept`` calls and notes at every one how many
+  connections the parent still holds (accepted ones, its copies of the clients', and ones to the
+  echo server), and whether a child that was a zombie at the previous ``accept`` still is: a
+  whole round without reaping.
 
-Then it calls the student's ``serve_forking(listener, route, len(requests), timeout)``, with the
-lesson's other exercises as the reference's. When it returns, the harness counts the children
-left behind (finished ones are zombies), collects them all and closes everything.
+Then it calls the student's ``serve_forking(listener, route, connections, timeout)`` (by default
+``connections`` is ``len(requests)``), with the lesson's other exercises as the reference's.
+With ``connections`` None the call should serve for ever: once every client has its answer, the
+harness shuts the listener down, so the next ``accept`` fails and the call ends (by raising an
+``OSError`` or returning). When it ends, the harness counts the children left behind (finished
+ones are zombies), collects them all and closes everything.
 
 Answers ``{"raised": names or None, "returned": [[pid, code], ...] or a type name, "stuck": bool,
 "answers": [[text, ended], ...] per request, "route_calls": int, "most_per_connection": int,
 "most_waiting": int, "held_clients": int, "held_backends": int, "unreaped_rounds": int,
-"zombies": int, "running": int, "hung": int}``.
+"zombies": int, "running": int, "hung": int, "accepts": int, "stopped": bool (the harness shut
+the listener down once every client had its answer: with ``connections`` None), "early": bool
+(the call ended before that)}``.
 """
 
 import contextlib
@@ -167,9 +175,10 @@ class WatchedListener(socket.socket):
 
     def watch(self, backend_port: int) -> None:
         self.backend_port, self.held_clients, self.held_backends = backend_port, 0, 0
-        self.zombie, self.unreaped_rounds = None, 0
+        self.zombie, self.unreaped_rounds, self.accepts = None, 0, 0
 
     def accept(self) -> tuple[socket.socket, object]:
+        self.accepts += 1
         if self.zombie is not None and has_exited(self.zombie):
             self.unreaped_rounds += 1
         self.zombie = _a_zombie()
@@ -214,9 +223,13 @@ def _returned(result: object) -> list | str:
                   if type(pid) is int and type(code) is int)  # fmt: skip
 
 
+Clients = tuple[list[threading.Thread], list[threading.Event]]
+
+
 def _start_clients(address: tuple, requests: list[str], answers: list, silent_for: float,
-                   one_by_one: bool) -> list[threading.Thread]:  # fmt: skip
-    """One thread per request, all at once or ``one_by_one`` (each when the one before is done)."""
+                   one_by_one: bool) -> Clients:  # fmt: skip
+    """One thread per request, all at once or ``one_by_one`` (each when the one before is done),
+    and the events they set when done."""
     done = [threading.Event() for _ in requests]
     with small_thread_stacks():
         clients = [threading.Thread(target=_client, daemon=True, args=(
@@ -224,11 +237,23 @@ def _start_clients(address: tuple, requests: list[str], answers: list, silent_fo
             done[index], answers[index])) for index, request in enumerate(requests)]  # fmt: skip
         for client in clients:
             client.start()
-    return clients
+    return clients, done
 
 
-def _serve(serve_forking, listener: WatchedListener, route: object, connections: int,  # noqa: ANN001
-           timeout: float) -> dict:  # fmt: skip
+def _stop_when_served(listener: socket.socket, done: list[threading.Event], ended: threading.Event,
+                      stopped: threading.Event) -> None:  # fmt: skip
+    """Shut the listener down once every client is done, unless the call has ended already."""
+    for event in done:
+        if not event.wait(CLIENT_SECONDS) or ended.is_set():
+            break
+    if not ended.is_set():
+        stopped.set()
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
+
+
+def _serve(serve_forking, listener: WatchedListener, route: object, connections: object,  # noqa: ANN001
+           timeout: float, ended: threading.Event) -> dict:  # fmt: skip
     """Call the student's function; then count, collect and kill the children it left."""
     seen: dict = {"raised": None, "returned": "NoneType"}
     try:
@@ -240,6 +265,7 @@ def _serve(serve_forking, listener: WatchedListener, route: object, connections:
     except BaseException as error:  # noqa: BLE001  (reported, then everything is cleaned up)
         seen["raised"] = exception_names(error)
     finally:
+        ended.set()
         seen["zombies"] = collect_finished()
         listener.close()  # clients still waiting to be accepted are turned away now
         returned = seen["returned"]
@@ -248,21 +274,42 @@ def _serve(serve_forking, listener: WatchedListener, route: object, connections:
     return seen
 
 
+def _request_name(request: object) -> str:
+    """``"V1"`` for the request ``("V", 1)``; "" for anything else."""
+    try:
+        request_type, length = request  # type: ignore[misc]
+    except (TypeError, ValueError):
+        return ""
+    return f"{request_type}{length}"
+
+
 def run(serve_forking, requests: list[str], fail: list[bytes], hold: int,  # noqa: ANN001
-        timeout: float, one_by_one: bool = False) -> dict:  # fmt: skip
+        timeout: float, one_by_one: bool = False, connections: object = "all",
+        refused: list[str] = ()) -> dict:  # fmt: skip
     collect_finished()
     calls, answers = [], [["", False] for _ in requests]
+    ended, stopped = threading.Event(), threading.Event()
     with contextlib.ExitStack() as cleanup:
         with setting_up():
             echo = EchoServer(fail, hold)
             cleanup.callback(echo.stop)
+            dead = socket.socket()  # bound, never listening: every connection is refused
+            cleanup.callback(dead.close)
+            dead.bind(("127.0.0.1", 0))
+            dead_address = dead.getsockname()[:2]
             plain = socket.create_server(("127.0.0.1", 0), backlog=128)
             listener = WatchedListener(fileno=plain.detach())
             cleanup.callback(listener.close)
             listener.watch(echo.address[1])
             address = listener.getsockname()[:2]
-            clients = _start_clients(address, requests, answers, timeout + SLACK, one_by_one)
+            clients, done = _start_clients(address, requests, answers, timeout + SLACK,
+                                           one_by_one)  # fmt: skip
             cleanup.callback(lambda: [client.join(timeout=CLIENT_SECONDS) for client in clients])
+            if connections is None:  # serving for ever: stopped once every client is served
+                stopper = threading.Thread(target=_stop_when_served, daemon=True,
+                                           args=(listener, done, ended, stopped))  # fmt: skip
+                stopper.start()
+                cleanup.callback(lambda: stopper.join(timeout=CLIENT_SECONDS))
             # A call that would never return is woken up: accept fails once the listener shuts.
             stuck = threading.Timer(CLIENT_SECONDS + SLACK, listener.shutdown, (socket.SHUT_RDWR,))
             stuck.start()
@@ -270,10 +317,12 @@ def run(serve_forking, requests: list[str], fail: list[bytes], hold: int,  # noq
 
         def route(request: object) -> tuple[str, int]:
             calls.append(1)
-            return echo.address
+            return dead_address if _request_name(request) in refused else echo.address
 
-        seen = _serve(serve_forking, listener, route, len(requests), timeout)
-        seen["stuck"] = stuck.finished.is_set()
+        count = len(requests) if connections == "all" else connections
+        seen = _serve(serve_forking, listener, route, count, timeout, ended)
+        seen["stuck"] = stuck.finished.is_set() and not stopped.is_set()
+        seen["stopped"], seen["early"] = stopped.is_set(), not stopped.is_set()
     seen.update(
         answers=answers,
         route_calls=len(calls),
@@ -282,5 +331,6 @@ def run(serve_forking, requests: list[str], fail: list[bytes], hold: int,  # noq
         unreaped_rounds=listener.unreaped_rounds,
         most_per_connection=echo.most_per_connection,
         most_waiting=echo.most_waiting,
+        accepts=listener.accepts,
     )
     return seen

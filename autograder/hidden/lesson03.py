@@ -334,24 +334,6 @@ def _diagnose_optimum(responses: list[Response]) -> list[str]:
     return []
 
 
-def _diagnose_optimum(responses: list[Response]) -> list[str]:
-    values = [
-        (r.answer[0], r.args)
-        for r in responses
-        if isinstance(r.answer, list) and r.answer and is_number(r.answer[0])
-    ]
-    heuristics = [
-        (lambda args: schedule_makespan(args[0], greedy_assign(*args), (*args, FLEET)[1]),
-         "your result is the greedy schedule: greedy is a heuristic, not always optimal"),
-        (lambda args: longest_first_makespan(*args),
-         "your result is the longest-first heuristic (LPT): good, but not always optimal"),
-    ]  # fmt: skip
-    for heuristic, message in heuristics:
-        if values and all(value == heuristic(args) for value, args in values):
-            return [message + "; search all assignments (with pruning) to be exact"]
-    return []
-
-
 def _optimum_types(answer: Answer) -> str:
     wanted = "a pair (int value, list of ints)"
     if not isinstance(answer, list) or len(answer) != 2:

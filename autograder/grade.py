@@ -1,11 +1,19 @@
 """Grade a whole class: ``minilb grade SUBMISSIONS --out DIR [--workers N] [--lesson NAME]``.
 
-Submissions are ``SUBMISSIONS/<student>/<lesson>.ipynb``, or nbgrader's
-``submitted/<student>/<lesson>/<notebook>.ipynb`` (detected). Each (student, lesson) runs in its
-own sandbox (``sandbox.py``) against the rubric; a notebook that is missing or unreadable scores
-0 with a note. Results are cached in ``DIR/.cache`` under a key made of the notebook's bytes and
-the grader's own sources, so an interrupted run resumes and a re-run redoes nothing. Outputs
-(written only from the grader's own results, never from anything a submission wrote):
+SUBMISSIONS is any of the layouts of ``submissions.py``: ``<student>/<lesson>.ipynb``, nbgrader's
+``submitted/`` folder (``<student>/<lesson>/<notebook>.ipynb``) or nbgrader's course root that
+holds ``submitted/``; a folder holding no notebook at all is refused (exit 2). Each (student,
+lesson) runs in its own sandbox (``sandbox.py``) against the rubric. Whatever is wrong with one
+submission is that student's problem only: a notebook that is missing scores 0 (``missing``);
+one that cannot be read or graded (not valid JSON, wrong types, nested too deeply, too large, a
+symbolic link, a FIFO, a device, a student folder that is a link) scores 0 with status ``error``
+and the reason, and the rest of the class is graded and written. Each notebook is read once, in
+this process (``read_notebook``: no link followed, no FIFO waited on), and those very bytes are
+hashed and graded. Results are cached in ``DIR/.cache`` under a key made of those bytes (or why
+they could not be read) and the grader's own sources, so an interrupted run resumes and a
+re-run redoes nothing; only a failure of the grader itself is retried. Outputs (written only
+from the grader's own results, never from anything a submission wrote; student names escaped,
+see ``reports.py``):
 
 - ``DIR/grades.csv``: ``student,lesson,score,max_score,percent,status``, one row per pair,
   then ``submitted_at,late_days,penalty,final_score`` (``late.py``: lateness is applied after
@@ -29,21 +37,24 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
 
 from autograder import sandbox
-from autograder.contract import LESSONS, ExerciseResult
-from autograder.handout import check_lesson
-from autograder.late import LatePolicy, assess, read_timestamp
+from autograder.contract import ExerciseResult
+from autograder.late import LatePolicy, assess
 from autograder.processes import set_parent_death_signal
-from autograder.reports import write_atomically, write_outputs
+from autograder.reports import file_name, write_atomically, write_outputs
 from autograder.sandbox import Limits, SandboxedStudent, require_isolation
-from minilb.notebook_cells import NotebookError, code_cells
+from autograder.submissions import Submission, discover, lesson_of
+from minilb.notebook_cells import NotebookError, code_cells_of, read_notebook
+
+__all__ = ["LessonGrade", "Submission", "discover", "grade_class", "grade_submission",
+           "lesson_of"]
 
 GRADER_SOURCES = Path(__file__).resolve().parent
 REFERENCE_SOURCES = GRADER_SOURCES.parent / "reference_solution" / "minilb"
@@ -56,7 +67,7 @@ class LessonGrade:
     lesson: str
     score: float
     max_score: float
-    status: str  # graded, missing, unreadable, error
+    status: str  # graded, missing, error (the notes say why)
     notes: list[str] = field(default_factory=list)  # about the whole notebook
     exercises: list[dict] = field(default_factory=list)  # name, score, max_score, feedback
     # Lateness (never cached: see ``apply_late_policy``).
@@ -64,51 +75,11 @@ class LessonGrade:
     late_days: int = 0
     penalty: float = 0.0  # points taken off for lateness
     late_note: str = ""
+    retry: bool = False  # the grader itself failed: not cached, tried again on the next run
 
     @property
     def final_score(self) -> float:
         return round(max(0.0, self.score - self.penalty), 4)
-
-
-@dataclass(frozen=True)
-class Submission:
-    student: str
-    lesson: str
-    path: Path | None  # None: the student handed in nothing for this lesson
-    submitted_at: datetime | None = None  # nbgrader's timestamp.txt, when there is one
-
-
-def lesson_of(stem: str) -> str | None:
-    """The lesson a notebook (or nbgrader assignment) name belongs to, if any."""
-    return next((lesson for lesson in LESSONS if stem == lesson or stem.startswith(lesson)), None)
-
-
-def discover(submissions: Path, lesson: str | None = None) -> list[Submission]:
-    """Every (student, lesson) pair to grade, in a stable order.
-
-    A lesson that any student handed in (or ``lesson``, when given: then only that one) is
-    expected from every student: a missing one is a ``Submission`` with ``path`` None.
-    """
-    root = Path(submissions)
-    if not root.is_dir():
-        raise ValueError(f"{root} is not a directory of submissions")
-    nbgrader = (root / "submitted").is_dir()
-    found: dict[tuple[str, str], Path] = {}
-    students = set()
-    for student_dir in sorted((root / "submitted" if nbgrader else root).iterdir()):
-        if not student_dir.is_dir() or student_dir.name.startswith("."):
-            continue
-        students.add(student_dir.name)
-        pattern = "*/*.ipynb" if nbgrader else "*.ipynb"
-        for notebook in sorted(student_dir.glob(pattern)):
-            name = lesson_of(notebook.parent.name if nbgrader else notebook.stem)
-            if name and (student_dir.name, name) not in found:
-                found[student_dir.name, name] = notebook
-    lessons = [check_lesson(lesson)] if lesson else sorted({name for _, name in found})
-    return [Submission(student, name, found.get((student, name)),
-                       read_timestamp(found[student, name]) if nbgrader and (student, name)
-                       in found else None)
-            for student in sorted(students) for name in lessons]
 
 
 def grader_version(rubric: str) -> str:
@@ -129,51 +100,81 @@ def _exercise_dict(result: ExerciseResult) -> dict:
             "feedback": [str(line) for line in result.feedback]}
 
 
+def read_submission(submission: Submission) -> bytes | NotebookError | None:
+    """The notebook's bytes, or why they cannot be read; None if nothing was handed in."""
+    if submission.path is None or submission.refused:
+        return None
+    try:
+        return read_notebook(submission.path)
+    except NotebookError as error:
+        return error
+
+
 def grade_submission(submission: Submission, rubric: str = "autograder.rubric",
-                     limits: Limits | None = None) -> LessonGrade:
-    """Grade one notebook in a sandbox; never raises for anything a student did."""
+                     limits: Limits | None = None,
+                     notebook: bytes | NotebookError | None = None) -> LessonGrade:
+    """Grade one notebook in a sandbox; never raises for anything a student did.
+
+    ``notebook`` is what ``read_submission`` gave, when the caller read the file already (the
+    class run hashes those bytes); by default the file is read here."""
     module = importlib.import_module(rubric)
-    exercises = module.RUBRIC[submission.lesson]
-    max_score = float(sum(exercise.points for exercise in exercises))
-    blank = [{"name": exercise.name, "score": 0.0, "max_score": float(exercise.points),
-              "feedback": []} for exercise in exercises]
-    grade = LessonGrade(submission.student, submission.lesson, 0.0, max_score, "graded")
+    grade = _zero(submission, rubric)
+    if submission.refused:
+        grade.notes = [f"Your submission could not be graded: {submission.refused}. 0 points."]
+        return grade
     if submission.path is None:
-        grade.status, grade.exercises = "missing", blank
+        grade.status = "missing"
         grade.notes = [f"No notebook was handed in for {submission.lesson} (expected "
                        f"{submission.lesson}.ipynb): 0 points."]
         return grade
     try:
-        cells = code_cells(submission.path)
+        content = read_submission(submission) if notebook is None else notebook
+        if isinstance(content, NotebookError):
+            raise content
+        cells = code_cells_of(content)  # type: ignore[arg-type]
     except NotebookError as error:
-        grade.status, grade.exercises = "unreadable", blank
         grade.notes = [f"Your notebook could not be graded: {error}. 0 points."]
         return grade
     try:
         with SandboxedStudent(cells, submission.lesson, limits) as student:
             results = module.grade_lesson(submission.lesson, student)
-            grade.notes = ([student.startup_note] if student.startup_note else []) + [
+            notes = ([student.startup_note] if student.startup_note else []) + [
                 f"While loading your notebook, {note}." for note in
                 student.cell_errors[:MAX_CELL_NOTES]]
+        graded = [_exercise_dict(result) for result in results]
+        score = round(sum(exercise["score"] for exercise in graded), 4)
     except Exception as error:  # noqa: BLE001  (the grader's fault: say so, never crash)
-        grade.status, grade.exercises = "error", blank
-        grade.notes = [f"The grader failed on this notebook ({type(error).__name__}); "
-                       "it will be retried on the next run."]
-        return grade
-    grade.exercises = [_exercise_dict(result) for result in results]
-    grade.score = round(sum(exercise["score"] for exercise in grade.exercises), 4)
-    return grade
+        return _grader_failed(grade, error)
+    return replace(grade, status="graded", notes=notes, exercises=graded, score=score)
+
+
+def _zero(submission: Submission, rubric: str) -> LessonGrade:
+    """0 points on every exercise of the lesson, status ``error`` until said otherwise."""
+    exercises = importlib.import_module(rubric).RUBRIC[submission.lesson]
+    blank = [{"name": exercise.name, "score": 0.0, "max_score": float(exercise.points),
+              "feedback": []} for exercise in exercises]
+    return LessonGrade(submission.student, submission.lesson, 0.0,
+                       float(sum(exercise.points for exercise in exercises)), "error",
+                       exercises=blank)
+
+
+def _grader_failed(grade: LessonGrade, error: BaseException) -> LessonGrade:
+    """``grade`` as an error of the grader's own, named only by a built-in exception name."""
+    kind = type(error).__name__ if type(error).__module__ == "builtins" else "an internal error"
+    return replace(grade, status="error", retry=True, notes=[
+        f"The grader failed on this notebook ({kind}); it will be retried on the next run."])
 
 
 # -- the class run ---------------------------------------------------------------------------
 
-def _cache_key(submission: Submission, version: str) -> str:
+def _cache_key(submission: Submission, notebook: bytes | NotebookError | None,
+               version: str) -> str:
+    """The key of the very bytes that will be graded (or of why there are none)."""
     digest = hashlib.sha256(version.encode())
-    if submission.path is not None:
-        try:
-            digest.update(submission.path.read_bytes())
-        except OSError:
-            digest.update(b"unreadable")
+    if isinstance(notebook, bytes):
+        digest.update(b"notebook\0" + notebook)
+    else:
+        digest.update(f"no notebook\0{submission.refused}\0{notebook}".encode())
     return digest.hexdigest()
 
 
@@ -256,6 +257,43 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _graded_in_pools(pending: list[tuple], workers: int, rubric: str,
+                     limits: Limits | None) -> Iterator[tuple[tuple, LessonGrade]]:
+    """Each pending (submission, notebook, ...) with its grade, graded by a pool of workers.
+
+    A worker that dies breaks its pool and takes the notebooks still in it along: those go to
+    a fresh pool once; a second loss is an error (retried on the next run) for those alone."""
+    context = multiprocessing.get_context("fork")  # workers inherit the imported rubric
+    for last_round in (False, True):
+        lost = []
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                   initializer=_worker_started)
+        try:
+            futures = {pool.submit(grade_submission, item[0], rubric, limits, item[1]): item
+                       for item in pending}
+            for future in as_completed(futures):
+                item = futures[future]
+                try:
+                    grade = future.result()
+                except BrokenProcessPool as error:
+                    if not last_round:
+                        lost.append(item)
+                        continue
+                    grade = _grader_failed(_zero(item[0], rubric), error)
+                except Exception as error:  # noqa: BLE001  (say so for this one, go on)
+                    grade = _grader_failed(_zero(item[0], rubric), error)
+                yield item, grade
+        except BaseException:
+            for number in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut
+                signal.signal(number, signal.SIG_IGN)        # the clean-up short
+            _stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
+        if not lost:
+            return
+        pending = lost
+
+
 def grade_class(submissions: Path, out: Path, workers: int = 2, rubric: str = "autograder.rubric",
                 limits: Limits | None = None,
                 progress: Callable[[int, int], None] | None = None, lesson: str | None = None,
@@ -273,36 +311,24 @@ def grade_class(submissions: Path, out: Path, workers: int = 2, rubric: str = "a
     done: dict[Submission, LessonGrade] = {}
     pending = []
     for submission in todo:
-        key = _cache_key(submission, version)
-        cache = Path(out) / ".cache" / submission.student / f"{submission.lesson}.json"
+        notebook = read_submission(submission)  # once, here: these bytes are hashed and graded
+        key = _cache_key(submission, notebook, version)
+        cache = Path(out) / ".cache" / file_name(submission.student) / f"{submission.lesson}.json"
         cached = _cached(cache, key)
         if cached is not None:
             done[submission] = cached
         else:
-            pending.append((submission, key, cache))
+            pending.append((submission, notebook, key, cache))
     if progress:
         progress(len(done), len(todo))
-    context = multiprocessing.get_context("fork")  # workers inherit the imported rubric
-    with _stopped_by_signals():
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                   initializer=_worker_started)
-        try:
-            futures = {pool.submit(grade_submission, submission, rubric, limits):
-                       (submission, key, cache) for submission, key, cache in pending}
-            for future in as_completed(futures):
-                submission, key, cache = futures[future]
-                grade = future.result()
-                done[submission] = grade
-                if grade.status != "error":  # a grader failure is retried next time
-                    write_atomically(cache, json.dumps({"key": key, "grade": asdict(grade)}))
-                if progress:
-                    progress(len(done), len(todo))
-        except BaseException:
-            for number in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut
-                signal.signal(number, signal.SIG_IGN)        # the clean-up short
-            _stop_pool(pool)
-            raise
-        pool.shutdown(wait=True)
+    with _stopped_by_signals(), contextlib.closing(
+            _graded_in_pools(pending, workers, rubric, limits)) as finished:
+        for (submission, _, key, cache), grade in finished:
+            done[submission] = grade
+            if not grade.retry:  # a failure of the grader's own is retried next time
+                write_atomically(cache, json.dumps({"key": key, "grade": asdict(grade)}))
+            if progress:
+                progress(len(done), len(todo))
     grades = [apply_late_policy(done[submission], submission, late) for submission in todo]
     write_outputs(Path(out), grades)
     return ClassRun(grades, graded=len(pending), reused=len(todo) - len(pending))

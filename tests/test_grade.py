@@ -59,7 +59,7 @@ def test_class_outputs_are_complete_idempotent_and_resumable(tmp_path):
         ("ann", "01_cost_matrix"): ("10", "graded"), ("ann", "02_greedy_balancing"): ("10",
                                                                                       "graded"),
         ("ben", "01_cost_matrix"): ("0", "graded"),
-        ("ben", "02_greedy_balancing"): ("0", "unreadable"),
+        ("ben", "02_greedy_balancing"): ("0", "error"),
         ("cat", "01_cost_matrix"): ("0", "missing"), ("cat", "02_greedy_balancing"): ("0",
                                                                                       "missing")}
     ben = (out / "feedback" / "ben.md").read_text()
@@ -97,7 +97,7 @@ def test_one_lesson_only(tmp_path, capsys):
     rows = list(csv.DictReader((out / "grades.csv").open()))
     assert [(row["student"], row["lesson"], row["score"], row["status"]) for row in rows] == [
         ("ann", "02_greedy_balancing", "10", "graded"),
-        ("ben", "02_greedy_balancing", "0", "unreadable"),
+        ("ben", "02_greedy_balancing", "0", "error"),
         ("cat", "02_greedy_balancing", "0", "missing")]
     assert "expected 02_greedy_balancing.ipynb" in (out / "feedback" / "cat.md").read_text()
     assert "01_cost_matrix" not in (out / "feedback" / "ann.md").read_text()

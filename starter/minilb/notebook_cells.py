@@ -7,18 +7,31 @@ tagged ``demo`` starts servers, sleeps or draws heavy plots. The code to run is 
 except visible tests, checks and demos.
 
 Notebooks are read as plain JSON, not with nbformat: a submitted notebook is untrusted and may
-be malformed in any way, and every way must end in a clear ``NotebookError``. A cell may be an
-nbformat node or a plain dict: both are mappings.
+be malformed in any way (a symbolic link, a FIFO, gigabytes, JSON nested a million levels deep,
+a ``metadata`` that is a string), and every way must end in a clear ``NotebookError``, never in
+a hang or another exception. ``read_notebook`` opens the file once, refusing anything but a
+regular file of sane size; ``code_cells_of`` checks the shape of every part it uses. The
+predicates (``is_demo`` ...) take a cell as nbformat or plain JSON gives it (both are mappings)
+and treat a part of the wrong type as absent, so that no caller crashes on one.
 """
 
 import json
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
+
+MAX_NOTEBOOK_BYTES = 20 * 2**20  # a lesson with its plots is well under 1 MiB
+
+
+def _mapping(value: object) -> Mapping:
+    return value if isinstance(value, Mapping) else {}
 
 
 def tags(cell: Mapping) -> list:
     """The cell's tags (``metadata.tags``), an empty list if it has none."""
-    return list((cell.get("metadata") or {}).get("tags") or [])
+    found = _mapping(cell.get("metadata")).get("tags")
+    return [tag for tag in found if isinstance(tag, str)] if isinstance(found, list) else []
 
 
 def is_demo(cell: Mapping) -> bool:
@@ -34,16 +47,16 @@ def is_check(cell: Mapping) -> bool:
 
 def is_visible_test(cell: Mapping) -> bool:
     """An nbgrader test cell: it asserts, so it is the student's check, never graded code."""
-    nbgrader = (cell.get("metadata") or {}).get("nbgrader") or {}
-    return bool(nbgrader.get("grade")) and not nbgrader.get("solution")
+    nbgrader = _mapping(_mapping(cell.get("metadata")).get("nbgrader"))
+    return nbgrader.get("grade") is True and nbgrader.get("solution") is not True
 
 
 def is_autograder_cell(cell: Mapping) -> bool:
     """An exercise's autograder cell (``grade_<exercise>``): worth the exercise's points, it
     asks the kit's grader for the score when nbgrader grades the notebook (its hidden-tests
     region is stripped from the handout). Nothing in it for a student's self-check to run."""
-    nbgrader = (cell.get("metadata") or {}).get("nbgrader") or {}
-    return is_visible_test(cell) and str(nbgrader.get("grade_id", "")).startswith("grade_")
+    grade_id = _mapping(_mapping(cell.get("metadata")).get("nbgrader")).get("grade_id")
+    return is_visible_test(cell) and isinstance(grade_id, str) and grade_id.startswith("grade_")
 
 
 def is_student_code(cell: Mapping) -> bool:
@@ -67,25 +80,89 @@ class NotebookError(ValueError):
     """A notebook that cannot be read; the text says why, in words for the student."""
 
 
-def code_cells(path: Path) -> list[str]:
-    """The source of each code cell to run, in order; ``NotebookError`` if unreadable."""
+def read_notebook(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The bytes of the regular file at ``path``, read through one descriptor.
+
+    ``NotebookError`` if it is missing, a symbolic link (never followed), a FIFO, a device or a
+    folder, or larger than ``limit``. It is opened without following a link and without
+    blocking, then checked on that descriptor, so a FIFO or a swapped file cannot hang a
+    reader or slip past the check."""
     try:
-        notebook = json.loads(Path(path).read_bytes())
+        _require_regular(os.lstat(path).st_mode)  # first: a device is never even opened
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
         raise NotebookError(f"the notebook could not be read ({error.strerror})") from None
-    except ValueError:
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(file.fileno())
+        _require_regular(status.st_mode)
+        data = file.read(limit + 1) if status.st_size <= limit else b""
+    if status.st_size > limit or len(data) > limit:
+        raise NotebookError(f"the notebook is larger than {limit // 2**20} MiB: not read")
+    return data
+
+
+def _require_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise NotebookError(f"the notebook is {_kind(mode)}, not a file: not read")
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISLNK: "a symbolic link", stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO",
+             stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
+    return next((name for test, name in kinds.items() if test(mode)), "a special file")
+
+
+def code_cells(path: Path) -> list[str]:
+    """The source of each code cell to run, in order; ``NotebookError`` if unreadable."""
+    return code_cells_of(read_notebook(path))
+
+
+def code_cells_of(data: bytes) -> list[str]:
+    """``code_cells`` of a notebook's bytes (read once, by ``read_notebook``)."""
+    try:
+        notebook = json.loads(data)
+    except RecursionError:
+        raise NotebookError("the file is not a notebook (its JSON is nested too deeply)") from None
+    except ValueError:  # also bytes that are not UTF-8 text
         raise NotebookError("the file is not a notebook (it is not valid JSON)") from None
     cells = notebook.get("cells") if isinstance(notebook, dict) else None
     if not isinstance(cells, list):
         raise NotebookError("the file is not a notebook (it has no list of cells)")
     sources = []
-    for cell in cells:
-        if not isinstance(cell, dict) or not is_student_code(cell):
-            continue
-        source = cell.get("source", "")
-        if isinstance(source, list):  # the notebook format allows a list of lines
-            source = "".join(str(line) for line in source)
-        if not isinstance(source, str):
-            raise NotebookError("a code cell's source is neither text nor a list of lines")
-        sources.append(without_magics(source))
+    for number, cell in enumerate(cells, start=1):
+        if not isinstance(cell, dict):
+            raise NotebookError(f"cell {number} is not a JSON object")
+        _check_shape(cell, number)
+        if is_student_code(cell):
+            sources.append(without_magics(_source(cell, number)))
     return sources
+
+
+def _check_shape(cell: dict, number: int) -> None:
+    """The parts of a cell that decide whether it runs have the types the format gives them."""
+    metadata = cell.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise NotebookError(f"cell {number}'s metadata is not a JSON object")
+    if not isinstance(metadata.get("tags", []), list) or not all(
+            isinstance(tag, str) for tag in metadata.get("tags", [])):
+        raise NotebookError(f"cell {number}'s tags are not a list of text")
+    nbgrader = metadata.get("nbgrader", {})
+    if not isinstance(nbgrader, dict):
+        raise NotebookError(f"cell {number}'s nbgrader metadata is not a JSON object")
+    if not all(isinstance(nbgrader.get(key, False), bool) for key in ("grade", "solution")):
+        raise NotebookError(f"cell {number}'s nbgrader grade/solution flags are not true/false")
+    if not isinstance(cell.get("cell_type", ""), str):
+        raise NotebookError(f"cell {number}'s cell_type is not text")
+
+
+def _source(cell: dict, number: int) -> str:
+    source = cell.get("source", "")
+    if isinstance(source, list) and all(isinstance(line, str) for line in source):
+        source = "".join(source)  # the notebook format allows a list of lines
+    if not isinstance(source, str):
+        raise NotebookError(f"code cell {number}'s source is neither text nor a list of lines")
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, which JSON allows and no program holds
+        raise NotebookError(f"code cell {number}'s source is not valid text") from None
+    return source

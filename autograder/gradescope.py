@@ -14,19 +14,21 @@ nothing is graded unless the zip was built with ``--unsafe-no-sandbox``. The roo
 ``/autograder`` can be moved with ``AUTOGRADER_ROOT`` (the tests use a temporary one). The
 reference package is put on ``PYTHONPATH``, never installed into site-packages: the sandbox
 shows site-packages to student code.
+
+Every run writes a results.json, whatever fails: a hostile or missing notebook is graded as 0
+with the grader's reason (``grade_submission`` never raises for it); a failure of the grader
+itself, even an import error of the kit, is caught in ``main``, which imports the kit only
+inside its guard; and ``run_autograder`` writes a score-0 results.json itself if Python wrote
+none (no interpreter, a crash before ``main``). The uploaded folder is walked without following
+a symbolic link, and the notebook is read only if it is a regular file.
 """
 
 import argparse
 import json
+import os
 import sys
 import zipfile
 from pathlib import Path
-
-from autograder.contract import LESSONS
-from autograder.grade import Submission, grade_submission, lesson_of
-from autograder.handout import check_lesson
-from autograder.reports import gradescope_results
-from autograder.sandbox import SandboxRefused, require_isolation
 
 KIT = Path(__file__).resolve().parent.parent
 SHIPPED = ("autograder/**/*.py", "reference_solution/minilb/*.py", "pyproject.toml")
@@ -47,10 +49,22 @@ RUN_AUTOGRADER = """#!/usr/bin/env bash
 set -eu
 root="${{AUTOGRADER_ROOT:-/autograder}}"
 kit="$root/source/kit"
+results="$root/results/results.json"
+write_fallback() {{  # whatever failed, the student gets a result (score 0, the reason)
+    if [ ! -s "$results" ]; then
+        mkdir -p "$root/results"
+        printf '%s\\n' '{fallback}' > "$results"
+    fi
+}}
+trap write_fallback EXIT
+rm -f "$results"
 cd "$kit"
-PYTHONPATH="$kit:$kit/reference_solution" exec python3 -m autograder.gradescope "$root" \\
+PYTHONPATH="$kit:$kit/reference_solution" python3 -m autograder.gradescope "$root" \\
     --lesson {lesson}{unsafe}
 """
+FALLBACK = {"score": 0.0, "tests": [], "stdout_visibility": "hidden",
+            "output": "The autograder itself failed before it could grade this submission, so "
+            "nothing was graded: please tell your instructor."}  # no ' in it: see write_fallback
 
 
 def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int) -> None:
@@ -63,11 +77,14 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int) -> None:
 
 def build_package(zip_path: Path, lesson: str, allow_unsafe: bool = False) -> None:
     """Write the Gradescope autograder zip for ``lesson``, byte for byte reproducibly."""
+    from autograder.handout import check_lesson
+
     check_lesson(lesson)
     entries = {
         "setup.sh": (SETUP_SH.encode(), 0o755),
         "run_autograder": (RUN_AUTOGRADER.format(
-            lesson=lesson, unsafe=" --unsafe-no-sandbox" if allow_unsafe else "").encode(),
+            lesson=lesson, unsafe=" --unsafe-no-sandbox" if allow_unsafe else "",
+            fallback=json.dumps(FALLBACK)).encode(),
             0o755),
         "requirements.txt": ("\n".join(REQUIREMENTS).encode() + b"\n", 0o644),
     }
@@ -84,6 +101,8 @@ def build_package(zip_path: Path, lesson: str, allow_unsafe: bool = False) -> No
 
 def build_packages(zip_path: Path, lesson: str | None, allow_unsafe: bool = False) -> list[Path]:
     """``build_package`` for one lesson, or for each (``lesson == "all"``: OUT-<lesson>.zip)."""
+    from autograder.contract import LESSONS
+
     zip_path = Path(zip_path)
     if zip_path.suffix != ".zip":
         raise ValueError(f"the package must be a .zip file, got {zip_path}")
@@ -100,10 +119,17 @@ def build_packages(zip_path: Path, lesson: str | None, allow_unsafe: bool = Fals
 
 
 def _find_notebook(submission: Path, lesson: str) -> tuple[Path | None, list[Path]]:
-    """The notebook for ``lesson`` (its exact name first) and the other notebooks uploaded."""
-    notebooks = sorted(path for path in submission.rglob("*.ipynb")
-                       if not any(part.startswith(".") for part in
-                                  path.relative_to(submission).parts))
+    """The notebook for ``lesson`` (its exact name first) and the other notebooks uploaded,
+    found without following a symbolic link (a link itself may be chosen: it is refused when
+    read, with the reason)."""
+    from autograder.submissions import lesson_of
+
+    notebooks = []
+    for folder, subfolders, files in os.walk(submission, followlinks=False):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        notebooks += [Path(folder, name) for name in files
+                      if name.endswith(".ipynb") and not name.startswith(".")]
+    notebooks.sort()
     exact = [path for path in notebooks if path.name == f"{lesson}.ipynb"]
     close = [path for path in notebooks if lesson_of(path.stem) == lesson]
     chosen = (exact or close or [None])[0]
@@ -114,34 +140,53 @@ def grade_gradescope_submission(root: Path, lesson: str, allow_unsafe: bool = Fa
     """Grade ``lesson``'s notebook in ``root/submission``: the content of results.json.
 
     Raises ``SandboxRefused`` where student code cannot be isolated as asked."""
+    from autograder.grade import Submission, grade_submission
+    from autograder.reports import gradescope_results, shown_name
+    from autograder.sandbox import require_isolation
+
     require_isolation(allow_unsafe)
     submission = root / "submission"
     notebook, others = _find_notebook(submission, lesson)
     results = gradescope_results(grade_submission(Submission("submission", lesson, notebook)))
     if others:
-        names = ", ".join(str(path.relative_to(submission)) for path in others)
+        names = ", ".join(shown_name(str(path.relative_to(submission))) for path in others)
         results["output"] = "\n".join(filter(None, [
             results["output"], f"Not graded here (this assignment grades only {lesson}.ipynb): "
             f"{names}."]))
     return results
 
 
+def _results(root: Path, lesson: str, allow_unsafe: bool) -> tuple[dict, int]:
+    """What to write into results.json and the exit code; never raises."""
+    try:
+        from autograder.sandbox import SandboxRefused
+
+        try:
+            return grade_gradescope_submission(root, lesson, allow_unsafe), 0
+        except SandboxRefused as refused:  # the student sees why; the instructor the failure
+            print(f"run_autograder: {refused}", file=sys.stderr)
+            return {**FALLBACK, "output": "The autograder cannot isolate "
+                    "submitted code on this machine, so nothing was graded: please tell your "
+                    "instructor."}, 1
+    except Exception as error:  # noqa: BLE001  (the grader's own failure: still a result)
+        print(f"run_autograder: the grader failed: {type(error).__name__}: {error}",
+              file=sys.stderr)
+        kind = type(error).__name__ if type(error).__module__ == "builtins" else "an error"
+        return {**FALLBACK, "output": f"The autograder failed ({kind}), so nothing was graded: "
+                "please tell your instructor."}, 1
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="run_autograder")
     parser.add_argument("root", type=Path, nargs="?", default=Path("/autograder"))
-    parser.add_argument("--lesson", required=True, choices=list(LESSONS))
+    parser.add_argument("--lesson", required=True)
     parser.add_argument("--unsafe-no-sandbox", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        results, code = grade_gradescope_submission(args.root, args.lesson,
-                                                    args.unsafe_no_sandbox), 0
-    except SandboxRefused as refused:  # the student sees why; the instructor sees the failure
-        print(f"run_autograder: {refused}", file=sys.stderr)
-        results, code = {"score": 0.0, "tests": [], "output": "The autograder cannot isolate "
-                         "submitted code on this machine, so nothing was graded: please tell "
-                         "your instructor."}, 1
+    results, code = _results(args.root, args.lesson, args.unsafe_no_sandbox)
     (args.root / "results").mkdir(parents=True, exist_ok=True)
-    (args.root / "results" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    temporary = args.root / "results" / ".results.json.tmp"
+    temporary.write_text(json.dumps(results, indent=2) + "\n")
+    temporary.replace(args.root / "results" / "results.json")
     print(f"score {results['score']:g}")
     return code
 

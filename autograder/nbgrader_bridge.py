@@ -12,9 +12,15 @@ that notebook file with ``autograder.grade.grade_submission``, the very function
 process), prints the feedback and returns the exercise's score. The cell's last expression is
 that score, and nbgrader takes a number there as partial credit. The whole lesson is graded
 once per kernel; the other autograder cells of the notebook reuse the result.
+
+The notebook is read as ``minilb grade`` reads one (a link, a FIFO or a broken notebook scores 0
+with the reason, never an exception). nbgrader copies ``submitted/`` into ``autograded/``
+following links, so a notebook (or folder) that was a symbolic link in ``submitted/`` is looked
+up there and refused, as ``minilb grade`` refuses it.
 """
 
 import contextlib
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -28,7 +34,7 @@ def find_notebook(lesson: str, folder: Path | None = None) -> Path:
     """The notebook of ``lesson`` in ``folder`` (default: the kernel's working directory)."""
     folder = Path.cwd() if folder is None else Path(folder)
     exact = folder / f"{lesson}.ipynb"
-    if exact.is_file():
+    if os.path.lexists(exact):  # a link or worse is refused, with the reason, when it is read
         return exact
     candidates = sorted(path for path in folder.glob("*.ipynb") if path.stem.startswith(lesson))
     if len(candidates) != 1:
@@ -37,15 +43,30 @@ def find_notebook(lesson: str, folder: Path | None = None) -> Path:
     return candidates[0]
 
 
+def linked_in_submitted(notebook: Path) -> str:
+    """Why the grader refuses ``autograded/<student>/<lesson>/<notebook>``: the student's
+    folder, lesson folder or notebook in ``submitted/`` was a symbolic link ("" if none)."""
+    path = Path(notebook).absolute()
+    if len(path.parents) < 4 or path.parents[2].name != "autograded":
+        return ""
+    original = path.parents[3] / "submitted" / path.parents[1].name / path.parent.name
+    for part, what in ((original.parent, "folder"), (original, "lesson folder"),
+                       (original / path.name, "notebook")):
+        if part.is_symlink():
+            return f"your submitted {what} is a symbolic link, so it was not read"
+    return ""
+
+
 def lesson_grade(lesson: str, notebook: Path) -> LessonGrade:
     """The lesson's grade for ``notebook``, computed once per process."""
-    key = (lesson, notebook.resolve())
+    key = (lesson, notebook.absolute())
     if key not in _graded:
         # nbgrader gives 0 points to a cell that writes anything to stderr: the grader's own
         # warnings (no bubblewrap on this machine, say) go to stdout with the feedback.
         with contextlib.redirect_stderr(sys.stdout), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _graded[key] = grade_submission(Submission(notebook.parent.name, lesson, notebook))
+            _graded[key] = grade_submission(Submission(
+                notebook.parent.name, lesson, notebook, refused=linked_in_submitted(notebook)))
     return _graded[key]
 
 

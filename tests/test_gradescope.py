@@ -120,3 +120,62 @@ def test_run_autograder_refuses_without_a_sandbox(tmp_path, monkeypatch):
         gradescope.grade_gradescope_submission(tmp_path, LESSON)
     assert gradescope.main([str(tmp_path), "--lesson", LESSON, "--unsafe-no-sandbox"]) == 0
     assert json.loads((tmp_path / "results" / "results.json").read_text())["score"] == 10
+
+
+def run_autograder_anyway(root: Path, path_prefix: Path | None = None) -> tuple[int, dict]:
+    """run_autograder's exit code and the results.json it left, whatever happened."""
+    prefix = f"{path_prefix}:" if path_prefix else ""
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root),
+           "PATH": f"{prefix}{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run([str(root / "source" / "run_autograder")], env=env, timeout=120,
+                          capture_output=True)
+    return done.returncode, json.loads((root / "results" / "results.json").read_text())
+
+
+def test_hostile_notebooks_score_zero_with_the_reason(tmp_path):
+    root = unpacked_autograder(tmp_path)
+    notebook = root / "submission" / f"{LESSON}.ipynb"
+    solved = solved_notebook(LESSON, tmp_path / "solved.ipynb")
+    cases = {"symbolic link": lambda: notebook.symlink_to(solved),
+             "FIFO": lambda: os.mkfifo(notebook),
+             "nested too deeply": lambda: notebook.write_bytes(b"[" * 100_000 + b"]" * 100_000),
+             "metadata is not": lambda: notebook.write_text(json.dumps(
+                 {"cells": [{"cell_type": "code", "metadata": "x", "source": ""}]}))}
+    for reason, make in cases.items():
+        make()
+        code, results = run_autograder_anyway(root)
+        assert (code, results["score"]) == (0, 0) and reason in results["output"], reason
+        notebook.unlink()
+    notebook.symlink_to(root / "submission" / "inside")  # a link within the upload: refused too
+    solved_notebook(LESSON, root / "submission" / "inside")
+    assert run_autograder_anyway(root)[1]["score"] == 0
+    notebook.unlink()
+    (root / "submission" / "inside").rename(notebook)  # positive control: the same bytes score
+    assert run_autograder_anyway(root)[1]["score"] == 10
+
+
+def test_results_are_written_when_the_grader_itself_fails(tmp_path, monkeypatch):
+    root = unpacked_autograder(tmp_path)
+    solved_notebook(LESSON, root / "submission" / f"{LESSON}.ipynb")
+    late = root / "source" / "kit" / "autograder" / "late.py"
+    late.write_text("raise ModuleNotFoundError(\"No module named 'tomllib'\")\n")  # as on 3.10
+    code, results = run_autograder_anyway(root)
+    assert code == 1 and results["score"] == 0 and "ModuleNotFoundError" in results["output"]
+    assert "please tell your instructor" in results["output"]
+
+    no_python = tmp_path / "bin"  # no interpreter that runs: the script writes the result
+    no_python.mkdir()
+    (no_python / "python3").write_text("#!/bin/sh\nexit 127\n")
+    (no_python / "python3").chmod(0o755)
+    code, results = run_autograder_anyway(root, no_python)
+    assert code == 127 and results["score"] == 0 and "failed before" in results["output"]
+
+    def crash(grade: object) -> dict:
+        raise RuntimeError("a bug in the grader")
+
+    monkeypatch.setattr("autograder.reports.gradescope_results", crash)
+    solved_notebook(LESSON, tmp_path / "submission" / f"{LESSON}.ipynb")
+    assert gradescope.main([str(tmp_path), "--lesson", LESSON, "--unsafe-no-sandbox"]) == 1
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert results["score"] == 0 and "RuntimeError" in results["output"]
+    assert "a bug" not in results["output"]  # the grader's own text stays in its log

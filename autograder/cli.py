@@ -11,8 +11,11 @@ UNSAFE_HELP = ("where bubblewrap cannot run, grade anyway in a weaker sandbox (r
 def register(subcommands: argparse._SubParsersAction) -> None:
     grade = subcommands.add_parser(
         "grade", help="grade a class of submitted notebooks",
-        description="Grade SUBMISSIONS/<student>/<lesson>.ipynb (or nbgrader's submitted/ "
-        "layout) in a sandbox; write grades.csv, feedback/ and results/ into --out.")
+        description="Grade SUBMISSIONS/<student>/<lesson>.ipynb, nbgrader's submitted/ folder "
+        "(<student>/<lesson>/<notebook>.ipynb) or nbgrader's course root that holds submitted/, "
+        "in a sandbox; write grades.csv, feedback/ and results/ into --out. A folder with no "
+        "notebook at all is refused; a notebook that cannot be read scores 0 (status error) "
+        "for that student alone.")
     grade.add_argument("submissions", type=Path, metavar="SUBMISSIONS")
     grade.add_argument("--out", type=Path, required=True, metavar="DIR")
     grade.add_argument("--workers", type=int, default=2, metavar="N",

@@ -105,3 +105,33 @@ def test_one_lesson_only(tmp_path, capsys):
         Submission(student, "03_optimal_makespan", None) for student in ("ann", "ben", "cat")]
     assert main(["grade", str(submissions), "--out", str(out), "--lesson", "07_x"]) == 2
     assert "unknown lesson" in capsys.readouterr().err
+
+
+def test_every_documented_layout_is_recognised(tmp_path):
+    flat, course = tmp_path / "flat", tmp_path / "course"
+    solved_notebook("01_cost_matrix", flat / "ann" / "01_cost_matrix.ipynb")
+    (flat / "ben").mkdir()
+    nbgrader = course / "submitted" / "ann" / "01_cost_matrix"
+    solved_notebook("01_cost_matrix", nbgrader / "01_cost_matrix.ipynb")
+    (nbgrader / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC")
+    (course / "submitted" / "ben").mkdir()
+    layouts = {flat: flat / "ann" / "01_cost_matrix.ipynb",
+               course: nbgrader / "01_cost_matrix.ipynb",  # the course root
+               course / "submitted": nbgrader / "01_cost_matrix.ipynb"}  # the folder itself
+    for root, notebook in layouts.items():
+        found = discover(root)
+        assert [(item.student, item.lesson, item.path) for item in found] == [
+            ("ann", "01_cost_matrix", notebook), ("ben", "01_cost_matrix", None)], root
+        assert (found[0].submitted_at is None) == (root == flat)
+
+
+def test_a_folder_without_any_notebook_is_refused(tmp_path, capsys):
+    empty = tmp_path / "wrong"
+    (empty / "ann" / "notes").mkdir(parents=True)
+    (empty / "ann" / "homework.ipynb").write_text("{}")  # no lesson's notebook
+    assert main(["grade", str(empty), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "no notebook of any lesson found" in error and "submitted/" in error
+    assert len(error.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    solved_notebook("01_cost_matrix", empty / "ann" / "01_cost_matrix.ipynb")  # control
+    assert [item.path is not None for item in discover(empty)] == [True]

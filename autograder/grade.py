@@ -30,31 +30,24 @@ import contextlib
 import hashlib
 import importlib
 import json
-import multiprocessing
-import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
 
-from autograder import sandbox
 from autograder.contract import ExerciseResult
 from autograder.late import LatePolicy, assess
-from autograder.processes import set_parent_death_signal
+from autograder.pool import Interrupted, run_in_pools, stopped_by_signals
 from autograder.reports import file_name, write_atomically, write_outputs
 from autograder.sandbox import Limits, SandboxedStudent, require_isolation
 from autograder.submissions import Submission, discover, lesson_of
 from minilb.notebook_cells import NotebookError, code_cells_of, read_notebook
 
-__all__ = ["LessonGrade", "Submission", "discover", "grade_class", "grade_submission",
-           "lesson_of"]
+__all__ = ["Interrupted", "LessonGrade", "Submission", "discover", "grade_class",
+           "grade_submission", "lesson_of"]
 
 GRADER_SOURCES = Path(__file__).resolve().parent
 REFERENCE_SOURCES = GRADER_SOURCES.parent / "reference_solution" / "minilb"
@@ -202,98 +195,6 @@ class ClassRun:
     reused: int  # results taken from the cache
 
 
-class Interrupted(Exception):
-    """SIGINT or SIGTERM stopped a class run (``signum`` says which); finished results are
-    in the cache."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def _stopped_by_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM raise ``Interrupted`` here, in the main thread, while inside."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: object) -> None:
-        raise Interrupted(signum)
-
-    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT,
-                                                                    signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
-def _worker_started() -> None:
-    """In each pool worker: Ctrl-C (sent to the whole terminal group) is the grader's to
-    handle; SIGTERM, or the grader's death, kills this worker's sandboxes and ends it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _worker_stop)
-    set_parent_death_signal(signal.SIGTERM)
-
-
-def _worker_stop(signum: int, frame: object) -> None:
-    sandbox.kill_live()
-    os._exit(128 + signum)
-
-
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """End every worker (each kills its sandboxes first) and the pool's threads."""
-    workers = list((pool._processes or {}).values())  # no public way to reach them
-    for worker in workers:
-        if worker.is_alive():
-            worker.terminate()
-    for worker in workers:
-        worker.join(10)
-        if worker.is_alive():  # stuck: its sandboxes die with it (they watch their parent)
-            worker.kill()
-            worker.join()
-    pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _graded_in_pools(pending: list[tuple], workers: int, rubric: str,
-                     limits: Limits | None) -> Iterator[tuple[tuple, LessonGrade]]:
-    """Each pending (submission, notebook, ...) with its grade, graded by a pool of workers.
-
-    A worker that dies breaks its pool and takes the notebooks still in it along: those go to
-    a fresh pool once; a second loss is an error (retried on the next run) for those alone."""
-    context = multiprocessing.get_context("fork")  # workers inherit the imported rubric
-    for last_round in (False, True):
-        lost = []
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                   initializer=_worker_started)
-        try:
-            futures = {pool.submit(grade_submission, item[0], rubric, limits, item[1]): item
-                       for item in pending}
-            for future in as_completed(futures):
-                item = futures[future]
-                try:
-                    grade = future.result()
-                except BrokenProcessPool as error:
-                    if not last_round:
-                        lost.append(item)
-                        continue
-                    grade = _grader_failed(_zero(item[0], rubric), error)
-                except Exception as error:  # noqa: BLE001  (say so for this one, go on)
-                    grade = _grader_failed(_zero(item[0], rubric), error)
-                yield item, grade
-        except BaseException:
-            for number in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut
-                signal.signal(number, signal.SIG_IGN)        # the clean-up short
-            _stop_pool(pool)
-            raise
-        pool.shutdown(wait=True)
-        if not lost:
-            return
-        pending = lost
-
-
 def grade_class(submissions: Path, out: Path, workers: int = 2, rubric: str = "autograder.rubric",
                 limits: Limits | None = None,
                 progress: Callable[[int, int], None] | None = None, lesson: str | None = None,
@@ -321,9 +222,14 @@ def grade_class(submissions: Path, out: Path, workers: int = 2, rubric: str = "a
             pending.append((submission, notebook, key, cache))
     if progress:
         progress(len(done), len(todo))
-    with _stopped_by_signals(), contextlib.closing(
-            _graded_in_pools(pending, workers, rubric, limits)) as finished:
-        for (submission, _, key, cache), grade in finished:
+    jobs = [(item, (item[0], rubric, limits, item[1])) for item in pending]
+
+    def failed(item: tuple, error: Exception) -> LessonGrade:
+        return _grader_failed(_zero(item[0], rubric), error)
+
+    with stopped_by_signals(), contextlib.closing(
+            run_in_pools(grade_submission, jobs, workers, failed)) as finished:
+        for (submission, _, key, cache), grade in finished:  # type: ignore[misc]
             done[submission] = grade
             if not grade.retry:  # a failure of the grader's own is retried next time
                 write_atomically(cache, json.dumps({"key": key, "grade": asdict(grade)}))

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from notebook_fixtures import blank_notebook, solved_notebook
 
 from autograder.contract import LESSONS
 from autograder.grade import Submission, discover, grade_class, grade_submission
+from autograder.pool import run_in_pools
 from minilb.cli import main
 
 ALL_LESSONS = list(LESSONS)
@@ -135,3 +137,15 @@ def test_a_folder_without_any_notebook_is_refused(tmp_path, capsys):
     assert len(error.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
     solved_notebook("01_cost_matrix", empty / "ann" / "01_cost_matrix.ipynb")  # control
     assert [item.path is not None for item in discover(empty)] == [True]
+
+
+def _dies_on_three(number: int) -> int:
+    if number == 3:
+        os._exit(1)  # as a worker killed from outside: the pool breaks
+    return number * 10
+
+
+def test_a_worker_that_dies_costs_only_its_own_job():
+    jobs = [(number, (number,)) for number in range(6)]
+    finished = dict(run_in_pools(_dies_on_three, jobs, 2, lambda item, error: "failed"))
+    assert finished == {0: 0, 1: 10, 2: 20, 3: "failed", 4: 40, 5: 50}

@@ -113,8 +113,13 @@ def _kind(mode: int) -> str:
 
 
 def code_cells(path: Path) -> list[str]:
-    """The source of each code cell to run, in order; ``NotebookError`` if unreadable."""
-    return code_cells_of(read_notebook(path))
+    """The source of each code cell to run, in order; ``NotebookError`` (naming ``path``) if
+    unreadable. For the student-side tools: a link to a notebook is followed here (the grader
+    never follows one: it calls ``read_notebook`` on the path as handed in)."""
+    try:
+        return code_cells_of(read_notebook(Path(path).resolve()))
+    except NotebookError as error:
+        raise NotebookError(f"{path}: {error}") from None
 
 
 def code_cells_of(data: bytes) -> list[str]:

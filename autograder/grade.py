@@ -98,7 +98,7 @@ def read_submission(submission: Submission) -> bytes | NotebookError | None:
     if submission.path is None or submission.refused:
         return None
     try:
-        return read_notebook(submission.path)
+        return read_notebook(submission.path, one_name=True)
     except NotebookError as error:
         return error
 

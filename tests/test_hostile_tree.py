@@ -101,13 +101,14 @@ def hostile_class(tmp_path: Path) -> tuple[Path, dict[str, str]]:
              "device"),
             ("folder", os.mkdir, "folder"),
             ("linkout", lambda path: path.symlink_to(tmp_path / "solved.ipynb"), "symbolic link"),
-            ("linkin", lambda path: path.symlink_to(root / "ann" / NOTEBOOK), "symbolic link")]:
+            ("linkin", lambda path: path.symlink_to(root / "ann" / NOTEBOOK), "symbolic link"),
+            ("hardlink", lambda path: os.link(tmp_path / "solved.ipynb", path), "hard link")]:
         (root / student).mkdir()
         make(root / student / NOTEBOOK)
         expected[student] = reason
     (root / "zfolderlink").symlink_to(root / "ann")  # a whole student folder that is a link
     expected["zfolderlink"] = "folder is a symbolic link"
-    for name in (FORMULA, NEWLINE_NAME, "-2+3", "@SUM(A1)", "\tx", "n" * 200):
+    for name in (FORMULA, NEWLINE_NAME, "-2+3", "@SUM(A1)", "\tx", "n" * 200, "not\udcffutf8"):
         blank_notebook(LESSON, root / name / NOTEBOOK)
     return root, expected
 
@@ -128,6 +129,7 @@ def test_the_hostile_inputs_are_what_they_claim(tmp_path):
     root, _ = hostile_class(tmp_path)
     assert (root / "linkout" / NOTEBOOK).read_bytes() == (tmp_path / "solved.ipynb").read_bytes()
     assert (root / "zfolderlink" / NOTEBOOK).is_file()  # following it finds ann's notebook
+    assert (root / "hardlink" / NOTEBOOK).stat().st_ino == (tmp_path / "solved.ipynb").stat().st_ino
     raw = io.StringIO()
     csv.writer(raw).writerow([FORMULA])
     cell = next(csv.reader(io.StringIO(raw.getvalue())))[0]  # what a spreadsheet gets
@@ -157,7 +159,7 @@ def test_a_hostile_class_is_graded_and_written_for_everyone(tmp_path, capsys):
         assert not row["student"].startswith(("=", "+", "-", "@", "\t", "\r"))
         assert row["student"].isprintable()
     assert f"'{FORMULA}" in by_name and "'-2+3" in by_name and "'@SUM(A1)" in by_name
-    assert "'\\tx" in by_name and shown_name(NEWLINE_NAME) in by_name
+    assert "'\\tx" in by_name and shown_name(NEWLINE_NAME) in by_name and "not\\xffutf8" in by_name
     heading = (out / "feedback" / f"{file_name(NEWLINE_NAME)}.md").read_text().splitlines()
     assert heading[0].startswith("# Feedback for eve\\\\n\\# Feedback")  # one line, escaped
     assert sum(line.startswith("# ") for line in heading) == 1

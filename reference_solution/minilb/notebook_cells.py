@@ -80,13 +80,14 @@ class NotebookError(ValueError):
     """A notebook that cannot be read; the text says why, in words for the student."""
 
 
-def read_notebook(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+def read_notebook(path: Path, limit: int = MAX_NOTEBOOK_BYTES, one_name: bool = False) -> bytes:
     """The bytes of the regular file at ``path``, read through one descriptor.
 
     ``NotebookError`` if it is missing, a symbolic link (never followed), a FIFO, a device or a
-    folder, or larger than ``limit``. It is opened without following a link and without
-    blocking, then checked on that descriptor, so a FIFO or a swapped file cannot hang a
-    reader or slip past the check."""
+    folder, larger than ``limit``, or (``one_name``: the grader's reading) a hard link, a file
+    with another name that may lie outside the folder handed in. It is opened without
+    following a link and without blocking, then checked on that descriptor, so a FIFO or a
+    swapped file cannot hang a reader or slip past the check."""
     try:
         _require_regular(os.lstat(path).st_mode)  # first: a device is never even opened
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -95,6 +96,9 @@ def read_notebook(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
     with os.fdopen(descriptor, "rb") as file:
         status = os.fstat(file.fileno())
         _require_regular(status.st_mode)
+        if one_name and status.st_nlink > 1:
+            raise NotebookError(f"the notebook is a hard link (one file with {status.st_nlink} "
+                                "names, not all in your folder): not read")
         data = file.read(limit + 1) if status.st_size <= limit else b""
     if status.st_size > limit or len(data) > limit:
         raise NotebookError(f"the notebook is larger than {limit // 2**20} MiB: not read")

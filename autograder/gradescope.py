@@ -34,6 +34,7 @@ KIT = Path(__file__).resolve().parent.parent
 SHIPPED = ("autograder/**/*.py", "reference_solution/minilb/*.py", "pyproject.toml")
 REQUIREMENTS = ("rich>=13", "python-dateutil>=2.8")  # what grading needs beyond the stdlib
 ZIP_TIME = (2024, 1, 1, 0, 0, 0)
+MAX_OTHERS, MAX_NAME = 10, 80  # other uploaded notebooks named in the output
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once when it builds the autograder image.
@@ -149,7 +150,9 @@ def grade_gradescope_submission(root: Path, lesson: str, allow_unsafe: bool = Fa
     notebook, others = _find_notebook(submission, lesson)
     results = gradescope_results(grade_submission(Submission("submission", lesson, notebook)))
     if others:
-        names = ", ".join(shown_name(str(path.relative_to(submission))) for path in others)
+        names = ", ".join(shown_name(str(path.relative_to(submission)))[:MAX_NAME]
+                          for path in others[:MAX_OTHERS])  # names the student chose: escaped, cut
+        names += f" and {len(others) - MAX_OTHERS} more" if len(others) > MAX_OTHERS else ""
         results["output"] = "\n".join(filter(None, [
             results["output"], f"Not graded here (this assignment grades only {lesson}.ipynb): "
             f"{names}."]))

@@ -151,7 +151,9 @@ def test_hostile_notebooks_score_zero_with_the_reason(tmp_path):
     assert run_autograder_anyway(root)[1]["score"] == 0
     notebook.unlink()
     (root / "submission" / "inside").rename(notebook)  # positive control: the same bytes score
-    assert run_autograder_anyway(root)[1]["score"] == 10
+    (root / "submission" / "x\n# 10 points.ipynb").write_text("{}")  # a name with a newline
+    results = run_autograder_anyway(root)[1]
+    assert results["score"] == 10 and "x\\n# 10 points.ipynb" in results["output"]
 
 
 def test_results_are_written_when_the_grader_itself_fails(tmp_path, monkeypatch):

@@ -149,3 +149,25 @@ def test_a_worker_that_dies_costs_only_its_own_job():
     jobs = [(number, (number,)) for number in range(6)]
     finished = dict(run_in_pools(_dies_on_three, jobs, 2, lambda item, error: "failed"))
     assert finished == {0: 0, 1: 10, 2: 20, 3: "failed", 4: 40, 5: 50}
+
+
+class _Broken:
+    """A sandbox that fails as the grader's own code might (the error a class of its own)."""
+
+    def __init__(self, *args: object) -> None:
+        raise type("SandboxCrash", (Exception,), {})("a detail of the grader")
+
+
+def test_a_failure_of_the_grader_is_that_notebook_s_error_and_retried(tmp_path, monkeypatch):
+    solved_notebook("01_cost_matrix", tmp_path / "class" / "ann" / "01_cost_matrix.ipynb")
+    (tmp_path / "class" / "ben").mkdir()
+    monkeypatch.setattr("autograder.grade.SandboxedStudent", _Broken)
+    first = grade_class(tmp_path / "class", tmp_path / "out", workers=1)
+    ann = first.grades[0]
+    assert (ann.student, ann.status, ann.score, ann.retry) == ("ann", "error", 0, True)
+    assert ann.notes == ["The grader failed on this notebook (an internal error); it will be "
+                         "retried on the next run."]
+    assert "a detail" not in (tmp_path / "out" / "feedback" / "ann.md").read_text()
+    monkeypatch.undo()  # the grader works again: only the failed notebook is graded again
+    again = grade_class(tmp_path / "class", tmp_path / "out", workers=1)
+    assert (again.graded, again.reused) == (1, 1) and again.grades[0].score == 10

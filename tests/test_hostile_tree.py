@@ -212,13 +212,16 @@ def test_the_nbgrader_bridge_scores_hostile_notebooks_zero_with_the_reason(tmp_p
     nbgrader_bridge._graded.clear()
     assert nbgrader_bridge.exercise_score(LESSON, "processing_time", graded) > 0
 
-    for number, change in enumerate(BROKEN_CELLS[:2]):
+    hostile = {"cell 3": with_cell(tmp_path, BROKEN_CELLS[0]),
+               "tags": with_cell(tmp_path, BROKEN_CELLS[1]), "nested too deeply": DEEP,
+               "not valid JSON": NOT_UTF8}
+    for number, (reason, data) in enumerate(hostile.items()):
         folder = tmp_path / f"n{number}"
         folder.mkdir()
-        (folder / NOTEBOOK).write_bytes(with_cell(tmp_path, change))
+        (folder / NOTEBOOK).write_bytes(data)
         found = nbgrader_bridge.find_notebook(LESSON, folder)
         assert nbgrader_bridge.exercise_score(LESSON, "processing_time", found) == 0
-        assert "cell 3" in capsys.readouterr().out
+        assert reason in capsys.readouterr().out
     (tmp_path / "fifo").mkdir()
     os.mkfifo(tmp_path / "fifo" / NOTEBOOK)
     found = nbgrader_bridge.find_notebook(LESSON, tmp_path / "fifo")

@@ -67,9 +67,11 @@ def run_grade(args: argparse.Namespace) -> int:
         return 128 + stop.signum
     total = sum(grade.final_score for grade in run.grades)
     late = sum(1 for grade in run.grades if grade.late_days)
+    errors = sum(1 for grade in run.grades if grade.status == "error")
     print(f"graded {len(run.grades)} notebooks ({run.graded} run, {run.reused} from the cache); "
           f"total {total:g} points" + (f"; {late} handed in late" if late else "") +
-          f"; grades in {args.out / 'grades.csv'}")
+          (f"; {errors} could not be graded (status error, the reason is in each feedback)"
+           if errors else "") + f"; grades in {args.out / 'grades.csv'}")
     return 0
 
 

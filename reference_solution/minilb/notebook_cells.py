@@ -121,7 +121,7 @@ def code_cells(path: Path) -> list[str]:
     unreadable. For the student-side tools: a link to a notebook is followed here (the grader
     never follows one: it calls ``read_notebook`` on the path as handed in)."""
     try:
-        return code_cells_of(read_notebook(Path(path).resolve()))
+        return code_cells_of(read_notebook(Path(os.path.realpath(path))))  # never raises
     except NotebookError as error:
         raise NotebookError(f"{path}: {error}") from None
 

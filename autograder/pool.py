@@ -100,7 +100,12 @@ def _one_pool(task: Callable[..., T], jobs: list[tuple[object, tuple]], workers:
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(
         "fork"), initializer=_worker_started)  # forked: workers inherit what is imported
     try:
-        futures = {pool.submit(task, *arguments): (item, arguments) for item, arguments in jobs}
+        futures = {}
+        for item, arguments in jobs:
+            try:
+                futures[pool.submit(task, *arguments)] = (item, arguments)
+            except BrokenProcessPool:  # a worker died while the pool was being filled
+                lost.append((item, arguments))
         for future in as_completed(futures):
             item, arguments = futures[future]
             try:

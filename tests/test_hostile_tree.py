@@ -23,7 +23,7 @@ import pytest
 from notebook_fixtures import blank_notebook, solved_notebook
 
 from autograder import nbgrader_bridge
-from autograder.grade import Submission, grade_submission
+from autograder.grade import Submission, discover, grade_submission
 from autograder.reports import file_name, shown_name
 from minilb.cli import main
 from minilb.notebook_cells import MAX_NOTEBOOK_BYTES, NotebookError, code_cells
@@ -227,3 +227,16 @@ def test_the_nbgrader_bridge_scores_hostile_notebooks_zero_with_the_reason(tmp_p
     found = nbgrader_bridge.find_notebook(LESSON, tmp_path / "fifo")
     assert nbgrader_bridge.exercise_score(LESSON, "processing_time", found) == 0
     assert "FIFO" in capsys.readouterr().out
+
+
+def test_in_nbgrader_s_layout_links_and_fifos_are_refused_too(tmp_path):
+    submitted = tmp_path / "course" / "submitted"
+    solved_notebook(LESSON, submitted / "ann" / LESSON / NOTEBOOK)
+    os.mkfifo(submitted / "ann" / LESSON / "timestamp.txt")  # read, it would hang the run
+    (submitted / "bob").mkdir()
+    (submitted / "bob" / LESSON).symlink_to(submitted / "ann" / LESSON)
+    assert (submitted / "bob" / LESSON / NOTEBOOK).is_file()  # control: it leads to ann's work
+    ann, bob = discover(tmp_path / "course")
+    assert (ann.path, ann.submitted_at) == (submitted / "ann" / LESSON / NOTEBOOK, None)
+    grade = grade_submission(bob)
+    assert (grade.score, grade.status) == (0, "error") and "symbolic link" in grade.notes[0]

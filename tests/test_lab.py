@@ -123,6 +123,24 @@ def test_up_exec_down_leaves_nothing_behind(prefix):
 
 
 @needs_lab
+def test_down_stops_every_process_in_the_lab_children_included(prefix):
+    assert run_minilb("lab", "up", "--prefix", prefix).returncode == 0
+    shell = subprocess.Popen(
+        [*MINILB, "lab", "exec", "--prefix", prefix, "h2", "sh", "-c",
+         "sleep 300 & sleep 300 & echo started; wait"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    with shell:
+        assert shell.stdout.readline() == "started\n"
+        pids = lab_pids(prefix)
+        assert len(pids) == 3  # the shell and its two sleeps
+        assert run_minilb("lab", "down", "--prefix", prefix).returncode == 0
+        assert shell.wait(timeout=30) == 128 + 15  # SIGTERM, passed on as a shell would
+    assert not [pid for pid in pids if lab_module._alive(pid)]
+    assert not set(lab_namespaces(prefix)) & netns_names()
+
+
+@needs_lab
 def test_up_twice_is_a_clear_error_that_keeps_the_lab(prefix):
     assert run_minilb("lab", "up", "--prefix", prefix).returncode == 0
     second = run_minilb("lab", "up", "--prefix", prefix)

@@ -46,6 +46,7 @@ LINKS = (
     (BALANCER, "lb1-eth1", "192.168.0.1/24", "s2", f"s2-eth{len(SERVERS) + 1}"),
 )
 STOP_TIMEOUT = 5.0  # seconds a process in the lab gets between SIGTERM and SIGKILL
+STOP_ROUNDS = 5
 
 
 class LabError(ValueError):
@@ -132,9 +133,16 @@ def lab_down(prefix: str) -> list[str]:
     """Stop every process inside the lab, then delete its namespaces; the ones deleted."""
     check_can_run()
     found = existing_namespaces(prefix)
-    pids = {int(pid) for name in found for pid in _ip("netns", "pids", name).split()}
-    pids.discard(os.getpid())  # 'minilb lab exec h1 minilb lab down' stops the others
-    _stop_all(pids)
+    # Again and again: a balancer being stopped may still fork a child. A namespace deleted
+    # with a process in it would live on, unnamed, with its links.
+    for _ in range(STOP_ROUNDS):
+        pids = {int(pid) for name in found for pid in _ip("netns", "pids", name).split()}
+        pids.discard(os.getpid())  # 'minilb lab exec h1 minilb lab down' stops the others
+        if not pids:
+            break
+        _stop_all(pids)
+    else:
+        raise LabError(f"processes keep starting in lab {prefix!r}: not removed, try again")
     for name in found:
         _ip("netns", "delete", name)  # takes its interfaces, and so every link, with it
     return found
@@ -182,7 +190,8 @@ def lab_exec(prefix: str, host: str, command: Sequence[str]) -> int:
     if not command:
         raise LabError(f"no command to run on {host}")
     require_up(prefix)
-    return subprocess.run(["ip", "netns", "exec", namespace(prefix, host), *command]).returncode
+    code = subprocess.run(["ip", "netns", "exec", namespace(prefix, host), *command]).returncode
+    return code if code >= 0 else 128 - code  # killed by a signal: the shell's convention
 
 
 # The command line ----------------------------------------------------------------------------

@@ -36,7 +36,7 @@ CLIENTS = {f"h{i}": f"10.0.0.{100 + i}" for i in range(1, 6)}
 SERVERS = {f"serv{i}": f"192.168.0.{100 + i}" for i in range(1, 4)}
 HOSTS = (BALANCER, *CLIENTS, *SERVERS)
 SWITCHES = "switches"  # the namespace of the bridges s1 (clients' side) and s2 (servers' side)
-# (host, its interface, its address, switch, the switch's port): Mininet's names and order.
+# (host, its interface, its address, switch, the switch's port), named as Mininet names them.
 LINKS = (
     *((host, f"{host}-eth0", f"{ip}/8", "s1", f"s1-eth{i}")
       for i, (host, ip) in enumerate(CLIENTS.items(), 1)),

@@ -35,7 +35,7 @@ from minilb.policies import RoundRobin, load_policy, use_student_notebook
 from minilb.protocol import decode_request
 from minilb.timeline import Placement, Policy, Schedule, service_time
 
-DEFAULT_UNIT = 0.5  # seconds per time unit: the course's 2017 hosts then take about 5 s
+DEFAULT_UNIT = 0.5  # seconds per time unit: the course's 2017 hosts then take about 7 s
 
 
 def predicted_schedule(log: Sequence[dict], fleet: Sequence[str]) -> Schedule:

@@ -18,11 +18,11 @@ instructor's without touching it. ``minilb demo --lab`` runs the live demo acros
 
 Why not Mininet's own Python API, even where it is installed: a Mininet network lives only as
 long as the Python process that built it (its hosts are shells attached to that process), so a
-``lab up`` that returns would need a daemon; Mininet makes every interface in the machine's own
-namespace first (``h1-eth0`` there for a moment), so two labs side by side would collide; and
-its clean-up (``mn -c``) kills processes by name and deletes links it does not own. Named
-namespaces outlive the command, keep every name inside the lab, and go with one ``ip netns
-delete`` each.
+``lab up`` that returns would need a daemon; its Linux-bridge switches and their ports live in
+the machine's own namespace under fixed names (``s1``, ``s1-eth1``), so two labs side by side
+would collide; and its clean-up (``mn -c``) kills processes by name and deletes links it does
+not own. Named namespaces outlive the command, keep every name inside the lab, and go with one
+``ip netns delete`` each.
 """
 
 import argparse

@@ -216,6 +216,25 @@ def test_demo_on_the_lab_runs_the_course_hosts_across_its_hosts(prefix, tmp_path
 
 
 @needs_lab
+def test_lab_cluster_serves_each_host_from_its_namespace_and_steps_back(prefix):
+    from minilb.lab_cluster import LabCluster, check_client_hosts
+
+    assert run_minilb("lab", "up", "--prefix", prefix).returncode == 0
+    home = os.stat("/proc/thread-self/ns/net").st_ino
+    with LabCluster(prefix, unit=0.005) as cluster:
+        assert os.stat("/proc/thread-self/ns/net").st_ino == home  # back where it started
+        pids = lab_pids(prefix)
+        assert set(cluster.server_pids) | {cluster.balancer_pid} <= pids
+        results = cluster.run_hosts({"h1": "M1V2", "h5": "P3"})
+        assert os.stat("/proc/thread-self/ns/net").st_ino == home
+    assert {host: [e.ok for e in exchanges] for host, exchanges in results.items()} == {
+        "h1": [True, True], "h5": [True]}
+    assert lab_pids(prefix) == set()
+    with pytest.raises(LabError, match="no client host 'serv1'"):
+        check_client_hosts({"serv1": "V1"})  # what run_hosts checks first
+
+
+@needs_lab
 def test_demo_on_the_lab_rejects_hosts_the_lab_does_not_have(prefix):
     assert run_minilb("lab", "up", "--prefix", prefix).returncode == 0
     result = run_minilb("demo", "--lab", "--lab-prefix", prefix, "--workload", "h9=V1")

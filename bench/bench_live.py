@@ -26,7 +26,7 @@ from minilb.protocol import open_listener
 
 TICKS = os.sysconf("SC_CLK_TCK")
 ZERO_COST_REQUESTS = {1: 600, 16: 2000}  # concurrency -> requests
-MIXED = [r for text in CLASSIC_WORKLOADS.values() for r in parse_workload(text)] * 6  # 150
+MIXED = [r for text in CLASSIC_WORKLOADS.values() for r in parse_workload(text)] * 10  # 150
 MIXED_UNIT = 0.01
 TARGETS = "targets: balancer CPU <= 1.5 ms/request, measured/predicted <= 1.02, " \
     "greedy/HAProxy <= 0.8"

@@ -1,6 +1,7 @@
 """The live demo runs to the end without a terminal and leaves no process behind."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import time
 
 from test_network import student_calls, write_student_notebook
 
-from minilb.client import CLASSIC_WORKLOADS, parse_workload
+from minilb.client import COURSE_WORKLOADS, parse_workload
 from minilb.demo import simulate_hosts
 from minilb.policies import RoundRobin
 from minilb.scheduling import choose_server
@@ -76,9 +77,25 @@ def test_demo_with_a_stubbed_notebook_says_so_in_one_line_before_starting(tmp_pa
     )
 
 
+def test_demo_runs_a_year_s_hosts_or_a_course_s_own_files(tmp_path):
+    (tmp_path / "h1.in").write_text("V1V1\n")
+    command = [*demo_command(tmp_path), "--workload", "2020",
+               "--hosts-file", str(tmp_path / "h1.in")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    counts = re.findall(r"│ +(?:vp1|vp2|m1) \((?:VP|M)\) │ +(\d+) │", result.stdout)
+    assert sum(map(int, counts)) == 4 * 6 + 2  # 2020's h2..h5, and h1 from its file
+    bad = subprocess.run([*demo_command(tmp_path), "--workload", "1999"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == "" and "bad --workload '1999'" in bad.stderr
+
+
 def test_simulated_closed_loop_hosts():
-    workloads = {host: parse_workload(text) for host, text in CLASSIC_WORKLOADS.items()}
-    greedy = simulate_hosts(workloads, choose_server, ("VP", "VP", "M"))
-    round_robin = simulate_hosts(workloads, RoundRobin(), ("VP", "VP", "M"))
-    assert len(greedy.placements) == len(round_robin.placements) == 25
-    assert greedy.makespan < round_robin.makespan
+    # The course's hosts with unit 1: greedy 14 (the course's own run measured 14.04 s), and
+    # 26 with 2020's longer lists; round-robin needs nearly twice as long.
+    for year, requests, greedy_makespan in [("2017", 15, 14), ("2020", 30, 26)]:
+        workloads = {host: parse_workload(text) for host, text in COURSE_WORKLOADS[year].items()}
+        greedy = simulate_hosts(workloads, choose_server, ("VP", "VP", "M"))
+        round_robin = simulate_hosts(workloads, RoundRobin(), ("VP", "VP", "M"))
+        assert len(greedy.placements) == len(round_robin.placements) == requests
+        assert greedy.makespan == greedy_makespan < round_robin.makespan

@@ -1,7 +1,8 @@
 """The live demo: ``minilb demo [--unit U] [--policy P] [--student NOTEBOOK] [--out DIR]
-[--no-live]``.
+[--no-live] [--workload 2017|2020] [--hosts-file FILE] [--lab [--lab-prefix P]]``.
 
-Starts three servers and the balancer on loopback, runs the five classic hosts against it and
+Starts three servers and the balancer on loopback (with ``--lab``: on serv1..3 and lb1 of the
+course's network, ``minilb lab up``), runs the course's five hosts against it and
 shows each server's queue and timeline while they run (a live view in a terminal, plain
 progress lines in a pipe). Then it compares, for the same requests: the predicted and measured
 finish of every server, the exact offline optimum, and round-robin (simulated with the same
@@ -22,14 +23,19 @@ from rich.table import Table
 from rich.text import Text
 
 from minilb.balancer import add_student_argument, require_live_exercises
-from minilb.client import CLASSIC_WORKLOADS, Exchange, parse_workload
+from minilb.client import (
+    Exchange,
+    add_workload_arguments,
+    parse_workload,
+    workloads_from_arguments,
+)
 from minilb.cluster import Cluster
 from minilb.costs import DEFAULT_FLEET, Request, server_names
 from minilb.policies import RoundRobin, load_policy, use_student_notebook
 from minilb.protocol import decode_request
 from minilb.timeline import Placement, Policy, Schedule, service_time
 
-DEFAULT_UNIT = 0.5  # seconds per time unit: the classic run then takes about 10 s
+DEFAULT_UNIT = 0.5  # seconds per time unit: the course's 2017 hosts then take about 7 s
 
 
 def predicted_schedule(log: Sequence[dict], fleet: Sequence[str]) -> Schedule:
@@ -107,16 +113,31 @@ def live_view(log: Sequence[dict], fleet: Sequence[str], now: float) -> Group:
     return Group(table, Text(timeline))
 
 
-def run_demo(unit: float, policy: Policy | None, out_dir: str, live: bool) -> int:
+def run_demo(
+    unit: float,
+    policy: Policy | None,
+    out_dir: str,
+    live: bool,
+    workloads: Mapping[str, str],
+    cluster: Cluster | None = None,
+) -> int:
+    """Run ``workloads`` on ``cluster`` (default: one on loopback) and report."""
     console = Console()
     fleet = DEFAULT_FLEET
-    workloads = {host: parse_workload(text) for host, text in CLASSIC_WORKLOADS.items()}
+    plans = {host: parse_workload(text) for host, text in workloads.items()}
     results: dict[str, list[Exchange]] = {}
-    with Cluster(fleet, unit, policy) as cluster:
+    with cluster or Cluster(fleet, unit, policy) as cluster:
         console.print(f"balancer listening on {cluster.address[0]}:{cluster.address[1]}, "
                       f"servers {', '.join(f'{h}:{p}' for h, p in cluster.server_addresses)}")
-        hosts = threading.Thread(target=lambda: results.update(cluster.run_hosts(workloads)),
-                                 daemon=True)
+        failures: list[BaseException] = []
+
+        def run_hosts() -> None:
+            try:
+                results.update(cluster.run_hosts(plans))
+            except BaseException as error:  # raised below, in this thread
+                failures.append(error)
+
+        hosts = threading.Thread(target=run_hosts, daemon=True)
         started = time.monotonic()
         hosts.start()
         if live:
@@ -134,7 +155,9 @@ def run_demo(unit: float, policy: Policy | None, out_dir: str, live: bool) -> in
                 print(f"t = {time.monotonic() - started:5.1f} s: {done} requests done", flush=True)
         log = cluster.access_log()
     wrong = sum(not e.ok for exchanges in results.values() for e in exchanges)
-    report(console, log, workloads, fleet, out_dir)
+    if failures:
+        raise failures[0]
+    report(console, log, plans, fleet, out_dir)
     if wrong:
         console.print(f"[red]{wrong} replies did not echo their request[/red]")
     return 1 if wrong else 0
@@ -183,6 +206,13 @@ def register(subcommands: argparse._SubParsersAction) -> None:
                         "or a notebook")
     parser.add_argument("--out", default=None, help="directory for the Gantt chart (default: temp)")
     parser.add_argument("--no-live", action="store_true", help="plain progress lines, no live view")
+    add_workload_arguments(parser)
+    parser.add_argument("--lab", action="store_true",
+                        help="run on the course's network (root; 'minilb lab up' first): servers "
+                        "on serv1..3, the balancer on lb1 port 80, the hosts on h1..h5")
+    parser.add_argument("--lab-prefix", default=None, metavar="PREFIX",
+                        help="the lab's prefix (as 'minilb lab --prefix'; default "
+                        "$MINILB_LAB_PREFIX or mlb)")
     add_student_argument(parser)
     parser.set_defaults(handler=_run)
 
@@ -192,8 +222,16 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--unit must be positive, got {args.unit}")
     if args.student:
         use_student_notebook(args.student)  # the balancer is forked from here: it inherits them
+    workloads = workloads_from_arguments(args)
     policy = load_policy(args.policy)
     require_live_exercises(policy)  # before any server starts
+    cluster = None
+    if args.lab:
+        from minilb.lab import check_prefix, default_prefix
+        from minilb.lab_cluster import LabCluster, check_client_hosts
+
+        check_client_hosts(workloads)
+        cluster = LabCluster(check_prefix(args.lab_prefix or default_prefix()), args.unit, policy)
     out_dir = args.out or tempfile.mkdtemp(prefix="minilb-demo-")
     live = not args.no_live and sys.stdout.isatty()
-    return run_demo(args.unit, policy, out_dir, live)
+    return run_demo(args.unit, policy, out_dir, live, workloads, cluster)

@@ -32,6 +32,10 @@ def register(subcommands: argparse._SubParsersAction) -> None:
                        "lateness is only reported)")
     grade.add_argument("--late-max-days", type=int, metavar="D",
                        help="more than D days late scores 0 (default: no limit)")
+    grade.add_argument("--late-policy", type=Path, metavar="FILE",
+                       help="the course's late_policy.toml (due dates, penalty per day, max "
+                       "days), the file nbgrader and Gradescope read too; instead of the four "
+                       "options above")
     grade.add_argument("--unsafe-no-sandbox", action="store_true", help=UNSAFE_HELP)
     grade.set_defaults(handler=run_grade)
     package = subcommands.add_parser(
@@ -42,13 +46,21 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     package.add_argument("zip_path", type=Path, metavar="OUT.zip")
     package.add_argument("--lesson", metavar="NAME",
                          help="the lesson this assignment grades (required), or all")
+    package.add_argument("--late-policy", type=Path, metavar="FILE",
+                         help="charge lateness in the zip from the course's late_policy.toml "
+                         "and Gradescope's submission time (else set Gradescope's own policy)")
     package.add_argument("--unsafe-no-sandbox", action="store_true", help=UNSAFE_HELP)
     package.set_defaults(handler=run_gradescope_package)
 
 
 def _late_policy(args: argparse.Namespace):  # noqa: ANN202  (keeps the import lazy)
-    from autograder.late import LatePolicy, parse_timestamp, read_due_dates
+    from autograder.late import LatePolicy, parse_timestamp, read_due_dates, read_policy
 
+    if args.late_policy:
+        if args.due or args.due_dates or args.late_penalty_per_day or args.late_max_days:
+            raise ValueError("--late-policy replaces --due, --due-dates, --late-penalty-per-day "
+                             "and --late-max-days: give the file, or those options")
+        return read_policy(args.late_policy)
     return LatePolicy(due=parse_timestamp(args.due) if args.due else None,
                       due_by_lesson=read_due_dates(args.due_dates) if args.due_dates else {},
                       penalty_per_day=args.late_penalty_per_day, max_days=args.late_max_days)
@@ -78,6 +90,7 @@ def run_grade(args: argparse.Namespace) -> int:
 def run_gradescope_package(args: argparse.Namespace) -> int:
     from autograder.gradescope import build_packages
 
-    for path in build_packages(args.zip_path, args.lesson, args.unsafe_no_sandbox):
+    for path in build_packages(args.zip_path, args.lesson, args.unsafe_no_sandbox,
+                               args.late_policy):
         print(f"wrote {path}")
     return 0

@@ -76,11 +76,19 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int) -> None:
     archive.writestr(info, data, compresslevel=9)
 
 
-def build_package(zip_path: Path, lesson: str, allow_unsafe: bool = False) -> None:
-    """Write the Gradescope autograder zip for ``lesson``, byte for byte reproducibly."""
+def build_package(zip_path: Path, lesson: str, allow_unsafe: bool = False,
+                  late_policy: Path | None = None) -> None:
+    """Write the Gradescope autograder zip for ``lesson``, byte for byte reproducibly.
+
+    With ``late_policy`` (the course's ``late_policy.toml``) the zip carries it, and each
+    submission is charged from the time Gradescope says it was made, as ``minilb grade`` and
+    nbgrader charge it; without one, set Gradescope's own late policy to the same rule."""
     from autograder.handout import check_lesson
+    from autograder.late import POLICY_FILE, read_policy
 
     check_lesson(lesson)
+    if late_policy is not None:
+        read_policy(late_policy)  # a broken policy fails the build, not every submission
     entries = {
         "setup.sh": (SETUP_SH.encode(), 0o755),
         "run_autograder": (RUN_AUTOGRADER.format(
@@ -89,6 +97,8 @@ def build_package(zip_path: Path, lesson: str, allow_unsafe: bool = False) -> No
             0o755),
         "requirements.txt": ("\n".join(REQUIREMENTS).encode() + b"\n", 0o644),
     }
+    if late_policy is not None:
+        entries[POLICY_FILE] = (Path(late_policy).read_bytes(), 0o644)
     for pattern in SHIPPED:
         for path in KIT.glob(pattern):
             if "__pycache__" not in path.parts:
@@ -100,7 +110,8 @@ def build_package(zip_path: Path, lesson: str, allow_unsafe: bool = False) -> No
             _add(archive, name, *entries[name])
 
 
-def build_packages(zip_path: Path, lesson: str | None, allow_unsafe: bool = False) -> list[Path]:
+def build_packages(zip_path: Path, lesson: str | None, allow_unsafe: bool = False,
+                   late_policy: Path | None = None) -> list[Path]:
     """``build_package`` for one lesson, or for each (``lesson == "all"``: OUT-<lesson>.zip)."""
     from autograder.contract import LESSONS
 
@@ -111,11 +122,11 @@ def build_packages(zip_path: Path, lesson: str | None, allow_unsafe: bool = Fals
         raise ValueError("a Gradescope assignment grades one lesson: give --lesson NAME (one "
                          f"of {', '.join(LESSONS)}), or --lesson all for one zip per lesson")
     if lesson != "all":
-        build_package(zip_path, lesson, allow_unsafe)
+        build_package(zip_path, lesson, allow_unsafe, late_policy)
         return [zip_path]
     paths = [zip_path.with_name(f"{zip_path.stem}-{name}.zip") for name in LESSONS]
     for name, path in zip(LESSONS, paths, strict=True):
-        build_package(path, name, allow_unsafe)
+        build_package(path, name, allow_unsafe, late_policy)
     return paths
 
 
@@ -137,18 +148,35 @@ def _find_notebook(submission: Path, lesson: str) -> tuple[Path | None, list[Pat
     return chosen, [path for path in notebooks if path != chosen]
 
 
+def _submitted_at(root: Path):  # noqa: ANN202  (datetime | None)
+    """When Gradescope says the submission was made (``submission_metadata.json``)."""
+    from autograder.late import parse_timestamp
+
+    try:
+        metadata = json.loads((root / "submission_metadata.json").read_text(encoding="utf-8"))
+        return parse_timestamp(str(metadata["created_at"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def grade_gradescope_submission(root: Path, lesson: str, allow_unsafe: bool = False) -> dict:
     """Grade ``lesson``'s notebook in ``root/submission``: the content of results.json.
 
     Raises ``SandboxRefused`` where student code cannot be isolated as asked."""
-    from autograder.grade import Submission, grade_submission
+    from autograder.grade import Submission, apply_late_policy, grade_submission
+    from autograder.late import POLICY_FILE, read_policy
     from autograder.reports import gradescope_results, shown_name
     from autograder.sandbox import require_isolation
 
     require_isolation(allow_unsafe)
     submission = root / "submission"
     notebook, others = _find_notebook(submission, lesson)
-    results = gradescope_results(grade_submission(Submission("submission", lesson, notebook)))
+    handed_in = Submission("submission", lesson, notebook, _submitted_at(root))
+    grade = grade_submission(handed_in)
+    policy_file = root / "source" / POLICY_FILE
+    if policy_file.is_file():
+        grade = apply_late_policy(grade, handed_in, read_policy(policy_file))
+    results = gradescope_results(grade)
     if others:
         names = ", ".join(shown_name(str(path.relative_to(submission)))[:MAX_NAME]
                           for path in others[:MAX_OTHERS])  # names the student chose: escaped, cut

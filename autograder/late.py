@@ -112,3 +112,42 @@ def assess(policy: LatePolicy, lesson: str, submitted_at: datetime | None, score
     return Lateness(late_days, round(penalty, 4),
                     f"{when}: -{policy.penalty_per_day:g}% of the maximum per late day, "
                     f"{round(penalty, 2):g} points off.")
+
+
+POLICY_FILE = "late_policy.toml"  # its name in nbgrader's course root and in a Gradescope zip
+
+
+def read_policy(path: Path) -> LatePolicy:
+    """The course's late policy: the one file that ``minilb grade --late-policy``, nbgrader
+    (``lessons/late_policy.toml``) and a Gradescope zip built with ``--late-policy`` all read::
+
+        penalty_per_day = 10          # percent of the lesson's maximum per started late day
+        max_days = 7                  # later than that: 0 points (leave out: no limit)
+        due = "2026-12-01 17:00 UTC"  # every lesson; or a table, one due date per lesson:
+        [due]
+        01_cost_matrix = "2026-12-01 17:00 UTC"
+    """
+    try:
+        table = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"cannot read the late policy {path}: {error}") from None
+    unknown = sorted(set(table) - {"penalty_per_day", "max_days", "due"})
+    if unknown:
+        raise ValueError(f"{path}: unknown setting {unknown[0]!r} (known: penalty_per_day, "
+                         "max_days, due)")
+    due = table.get("due")
+
+    def when(value: object) -> datetime:
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return parse_timestamp(str(value))
+
+    penalty, max_days = table.get("penalty_per_day", 0.0), table.get("max_days")
+    if isinstance(penalty, bool) or not isinstance(penalty, int | float):
+        raise ValueError(f"{path}: penalty_per_day must be a number, got {penalty!r}")
+    if max_days is not None and (isinstance(max_days, bool) or not isinstance(max_days, int)):
+        raise ValueError(f"{path}: max_days must be a whole number of days, got {max_days!r}")
+    return LatePolicy(
+        due=None if due is None or isinstance(due, dict) else when(due),
+        due_by_lesson={str(k): when(v) for k, v in due.items()} if isinstance(due, dict) else {},
+        penalty_per_day=float(penalty), max_days=max_days)

@@ -2,6 +2,9 @@
 
 ``SkipStudentCells`` (below) makes ``nbgrader autograde`` run only the autograder cells.
 
+``LatePenaltiesFromPolicy`` (at the end) takes nbgrader's late penalties from the kit's late
+policy file, so that nbgrader, ``minilb grade`` and Gradescope charge lateness alike.
+
 ``ClearSolutionsKeepingCellsRunnable`` is nbgrader's ``ClearSolutions`` with one difference: a
 solution region at column 0 (it holds whole top-level definitions, a solver's private helpers)
 becomes a one-line comment instead of a bare ``raise NotImplementedError()``, which would stop
@@ -9,10 +12,17 @@ the cell before it defines the exercise function. So ``nbgrader generate_assignm
 produces the handout's notebooks, and ``minilb release`` ships them as they are.
 """
 
+from datetime import UTC
+from pathlib import Path
+
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
-from nbgrader.preprocessors import ClearSolutions, NbGraderPreprocessor
-from traitlets import Bool
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import AssignLatePenalties, ClearSolutions, NbGraderPreprocessor
+from traitlets import Bool, Unicode
+
+from autograder.grade import lesson_of
+from autograder.late import LatePolicy, assess, read_policy
 
 TOP_LEVEL_HINT = "# YOUR CODE HERE (helper functions, if you want some)"
 
@@ -64,3 +74,35 @@ class SkipStudentCells(NbGraderPreprocessor):
         if cell.cell_type == "code" and skip and SKIP_TAG not in tags:
             cell.metadata["tags"] = [*tags, SKIP_TAG]
         return cell, resources
+
+
+class LatePenaltiesFromPolicy(AssignLatePenalties):
+    """nbgrader's ``AssignLatePenalties`` step, with the penalty from the kit's late policy.
+
+    nbgrader's own step needs due dates in its database and a plugin that only sees seconds
+    late; this one reads the same ``late_policy.toml`` as ``minilb grade --late-policy`` and
+    Gradescope, takes the submission time nbgrader recorded from ``timestamp.txt`` and charges
+    what ``autograder.late.assess`` says, so the three paths agree to the point.
+    """
+
+    policy_file = Unicode("", help="The kit's late policy (TOML); empty: nothing is late.").tag(
+        config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict
+                   ) -> tuple[NotebookNode, ResourcesDict]:
+        info = resources["nbgrader"]
+        path = Path(self.policy_file) if self.policy_file else None
+        policy = read_policy(path) if path and path.is_file() else LatePolicy()
+        with Gradebook(info["db_url"]) as gradebook:
+            submission = gradebook.find_submission(info["assignment"], info["student"])
+            notebook = gradebook.find_submission_notebook(
+                info["notebook"], info["assignment"], info["student"])
+            stamp = submission.timestamp  # naive UTC, as nbgrader stores it
+            late = assess(policy, lesson_of(info["assignment"]) or info["assignment"],
+                          stamp.replace(tzinfo=UTC) if stamp else None,
+                          notebook.score, notebook.max_score)
+            notebook.late_submission_penalty = late.penalty or None
+            if late.note:
+                self.log.warning("%s: %s", info["student"], late.note)
+            gradebook.db.commit()
+        return nb, resources

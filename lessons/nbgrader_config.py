@@ -12,10 +12,17 @@ student handout, so nbgrader and the kit release exactly the same notebooks. Eac
 points come from the kit's rubric: its autograder cell calls ``autograder.nbgrader_bridge``.
 """
 
-from nbgrader.converters import Autograde, GenerateAssignment
-from nbgrader.preprocessors import ClearSolutions
+from pathlib import Path
 
-from autograder.nbgrader_preprocessors import ClearSolutionsKeepingCellsRunnable, SkipStudentCells
+from nbgrader.converters import Autograde, GenerateAssignment
+from nbgrader.preprocessors import AssignLatePenalties, ClearSolutions
+
+from autograder.late import POLICY_FILE
+from autograder.nbgrader_preprocessors import (
+    ClearSolutionsKeepingCellsRunnable,
+    LatePenaltiesFromPolicy,
+    SkipStudentCells,
+)
 
 c = get_config()  # noqa: F821 (nbgrader provides get_config when it loads this file)
 
@@ -42,4 +49,16 @@ c.Autograde.sanitize_preprocessors = [
 # The first autograder cell grades the whole lesson in the sandbox (seconds; the sandbox caps a
 # notebook at about two and a half minutes). A cell still running after this scores 0.
 c.Execute.timeout = 300
+# A student who deletes a locked autograder cell (or hands in a notebook from an older handout
+# without them) must lose nothing: nbgrader puts every missing grade cell back from its master
+# copy, as ``minilb grade`` and Gradescope, which grade the code and never the cells, already do.
+# Edited locked cells are restored from their checksummed master copies by ``OverwriteCells``.
+c.OverwriteCells.add_missing_cells = True
 c.Autograde.create_student = True
+# Late work costs the same on every path: the penalty comes from this folder's late_policy.toml,
+# the file `minilb grade --late-policy` and `minilb gradescope-package --late-policy` read too.
+c.Autograde.autograde_preprocessors = [
+    LatePenaltiesFromPolicy if step is AssignLatePenalties else step
+    for step in Autograde.class_traits()["autograde_preprocessors"].default()
+]
+c.LatePenaltiesFromPolicy.policy_file = str(Path(__file__).resolve().parent / POLICY_FILE)

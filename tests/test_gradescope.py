@@ -22,9 +22,11 @@ LESSON = "01_cost_matrix"
 MISTAKE = ("length * FACTORS[kind][request_type]", "length")
 
 
-def unpacked_autograder(tmp_path: Path, lesson: str = LESSON) -> Path:
+def unpacked_autograder(tmp_path: Path, lesson: str = LESSON,
+                        late_policy: Path | None = None) -> Path:
     package = tmp_path / "autograder.zip"
-    assert main(["gradescope-package", "--lesson", lesson, str(package)]) == 0
+    policy = ["--late-policy", str(late_policy)] if late_policy else []
+    assert main(["gradescope-package", "--lesson", lesson, *policy, str(package)]) == 0
     root = tmp_path / "autograder"
     with zipfile.ZipFile(package) as archive:
         assert {"setup.sh", "run_autograder", "requirements.txt"} <= set(archive.namelist())

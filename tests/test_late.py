@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from notebook_fixtures import solved_notebook
 
-from autograder.late import LatePolicy, assess, parse_timestamp, read_due_dates
+from autograder.late import LatePolicy, assess, parse_timestamp, read_due_dates, read_policy
 from minilb.cli import main
 
 DUE = "2026-12-01 17:00 UTC"
@@ -110,3 +110,43 @@ def test_grades_csv_and_feedback_report_lateness(tmp_path):
     assert main(["grade", str(submissions), "--out", str(capped), "--due", DUE,
                  "--late-max-days", "1"]) == 0
     assert rows_of(capped)["ben"]["final_score"] == "0"
+
+
+def test_the_course_policy_file_gives_due_dates_penalty_and_cap(tmp_path):
+    path = tmp_path / "late_policy.toml"
+    path.write_text(f'penalty_per_day = 10\nmax_days = 3\n[due]\n{LESSON} = "{DUE}"\n')
+    policy = read_policy(path)
+    assert policy == LatePolicy(due_by_lesson={LESSON: parse_timestamp(DUE)},
+                                penalty_per_day=10.0, max_days=3)
+    path.write_text(f'due = "{DUE}"\n')  # one due date for every lesson, lateness only reported
+    assert read_policy(path) == LatePolicy(due=parse_timestamp(DUE))
+
+
+@pytest.mark.parametrize("text, says", [
+    ("penalty = 10\n", "unknown setting 'penalty'"),
+    ('penalty_per_day = "ten"\n', "penalty_per_day must be a number"),
+    ("max_days = 1.5\n", "max_days must be a whole number"),
+    ("penalty_per_day = 150\n", "between 0 and 100"),
+    ('due = "someday"\n', "not a timestamp"),
+    ("due = [\n", "cannot read the late policy"),
+])
+def test_a_bad_policy_file_says_what_is_wrong(tmp_path, text, says):
+    path = tmp_path / "late_policy.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=says):
+        read_policy(path)
+
+
+def test_the_policy_file_replaces_the_late_options(tmp_path, capsys):
+    path = tmp_path / "late_policy.toml"
+    path.write_text(f'due = "{DUE}"\n')
+    assert main(["grade", str(tmp_path), "--out", str(tmp_path / "out"), "--late-policy",
+                 str(path), "--due", DUE]) == 2
+    assert "--late-policy replaces" in capsys.readouterr().err
+
+
+def test_the_kit_ships_a_policy_that_makes_nothing_late():
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "lessons" / "late_policy.toml"
+    assert read_policy(shipped) == LatePolicy()

@@ -10,10 +10,12 @@ lesson, the untouched handout) are graded three ways:
     ``AUTOGRADER_ROOT``.
 """
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -23,6 +25,7 @@ from test_gradescope import run_autograder, unpacked_autograder
 from test_mistakes import MISTAKES
 
 from autograder.grade import grade_class
+from autograder.late import read_policy
 from autograder.rubric import RUBRIC
 
 KIT = Path(__file__).resolve().parents[1]
@@ -142,3 +145,84 @@ def test_nbgrader_minilb_grade_and_gradescope_give_the_same_points(tmp_path):
     ran = [cell for cell in cells if cell.cell_type == "code" and cell.outputs]
     assert {cell.metadata.nbgrader["grade_id"] for cell in ran} == {
         f"grade_{exercise.name}" for exercise in RUBRIC["02_greedy_balancing"]}
+
+
+DUE, HANDED_IN_LATE = "2026-12-01 17:00:00 UTC", "2026-12-03 09:00:00 UTC"  # 2 started days
+POLICY = f'penalty_per_day = 10\nmax_days = 7\ndue = "{DUE}"\n'
+
+
+def without_cells(notebook_path: Path, drop: Callable[[str], bool]) -> None:
+    notebook = nbformat.read(notebook_path, as_version=4)
+    notebook.cells = [cell for cell in notebook.cells
+                      if not drop(str(cell.metadata.get("nbgrader", {}).get("grade_id", "")))]
+    nbformat.write(notebook, notebook_path)
+
+
+def write_awkward_submissions(course: Path, lessons: list[str]) -> None:
+    """What students really hand in: a deleted autograder cell, a notebook from an older handout
+    (no autograder cells at all), one handed in late."""
+    for lesson in lessons:
+        def path(student: str, lesson: str = lesson) -> Path:
+            return course / "submitted" / student / lesson / f"{lesson}.ipynb"
+
+        first_cell = f"grade_{RUBRIC[lesson][0].name}"
+        solved_notebook(lesson, path("reference"))
+        without_cells(solved_notebook(lesson, path("deleted")),
+                      lambda grade_id, first_cell=first_cell: grade_id == first_cell)
+        without_cells(solved_notebook(lesson, path("older")), lambda i: i.startswith("grade_"))
+        solved_notebook(lesson, path("late")).with_name("timestamp.txt").write_text(
+            HANDED_IN_LATE)
+
+
+def nbgrader_final_scores(course: Path, lessons: list[str]) -> dict[tuple[str, str], float]:
+    from nbgrader.api import Gradebook
+
+    for step in ("generate_assignment", "autograde"):
+        nbgrader(course, step, "0[12]_*")  # nbgrader takes one name, and expands it
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        return {(submission.student.id, lesson): round(sum(
+                    notebook.score - (notebook.late_submission_penalty or 0)
+                    for notebook in submission.notebooks), 4)
+                for lesson in lessons for submission in gradebook.assignment_submissions(lesson)}
+
+
+def gradescope_final_scores(course: Path, tmp_path: Path, lessons: list[str]
+                            ) -> dict[tuple[str, str], float]:
+    scores = {}
+    for lesson in lessons:
+        root = unpacked_autograder(tmp_path / lesson, lesson, course / "late_policy.toml")
+        for notebook in sorted(course.glob(f"submitted/*/{lesson}/{lesson}.ipynb")):
+            shutil.rmtree(root / "submission")
+            (root / "submission").mkdir()
+            shutil.copy(notebook, root / "submission")
+            stamp = notebook.with_name("timestamp.txt")
+            created = stamp.read_text().replace(" UTC", "+00:00") if stamp.exists() else \
+                "2026-11-30T12:00:00+00:00"  # on time
+            (root / "submission_metadata.json").write_text(json.dumps({"created_at": created}))
+            scores[notebook.parent.parent.name, lesson] = run_autograder(root)["score"]
+    return scores
+
+
+@pytest.mark.slow
+def test_a_deleted_cell_an_older_notebook_and_late_work_score_alike_on_every_path(tmp_path):
+    lessons = ["01_cost_matrix", "02_greedy_balancing"]
+    course = tmp_path / "course"
+    shutil.copytree(KIT / "lessons", course, ignore=shutil.ignore_patterns(
+        "__pycache__", ".ipynb_checkpoints", "release", "submitted", "autograded",
+        "gradebook.db", "0[34]_*"))
+    (course / "late_policy.toml").write_text(POLICY)
+    write_awkward_submissions(course, lessons)
+
+    through_nbgrader = nbgrader_final_scores(course, lessons)
+    run = grade_class(course, tmp_path / "grades", workers=2,
+                      late=read_policy(course / "late_policy.toml"))
+    through_minilb = {(grade.student, grade.lesson): grade.final_score for grade in run.grades}
+    through_gradescope = gradescope_final_scores(course, tmp_path / "gradescope", lessons)
+
+    full = {lesson: float(sum(exercise.points for exercise in RUBRIC[lesson]))
+            for lesson in lessons}
+    expected = {(student, lesson): full[lesson] * (0.8 if student == "late" else 1.0)
+                for student in ("reference", "deleted", "older", "late") for lesson in lessons}
+    assert through_minilb == expected
+    assert through_nbgrader == expected, "nbgrader disagrees with minilb grade"
+    assert through_gradescope == expected, "Gradescope disagrees with minilb grade"

@@ -87,3 +87,14 @@ def test_schedule_command_bad_input_is_one_line_and_exit_2(bad):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_schedule_that_runs_for_ever_keeps_only_its_finish_times():
+    from minilb.timeline import Schedule
+
+    kept, lean = Schedule(), Schedule(keep_placements=False)
+    for schedule in (kept, lean):
+        for _ in range(1000):
+            placed = schedule.place(("V", 1), 0)
+    assert placed.finish == 1000 and lean.finish_times == kept.finish_times == [1000, 0, 0]
+    assert len(kept.placements) == 1000 and lean.placements == []

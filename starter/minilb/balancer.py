@@ -139,7 +139,7 @@ class Balancer:
         self.read_timeout = read_timeout
         self.log_fd = _open_log(log_path)
         self.decisions_fd = _open_log(decisions_path)
-        self.schedule = Schedule(tuple(b.kind for b in self.backends))
+        self.schedule = Schedule(tuple(b.kind for b in self.backends), keep_placements=False)
         self.t0 = time.monotonic()
         self.next_id = 0
         self.arriving: dict[socket.socket, tuple[bytes, float]] = {}  # data so far, deadline

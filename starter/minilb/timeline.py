@@ -33,12 +33,15 @@ class Schedule:
     """Each server's expected finish time, and every placement made so far.
 
     Servers serve their queue first in, first out, so a request placed on server ``i`` at time
-    ``now`` starts at ``max(now, finish_times[i])``.
+    ``now`` starts at ``max(now, finish_times[i])``. A schedule that runs for ever (the live
+    balancer's) sets ``keep_placements=False``: deciding needs only the finish times, and a list
+    of every placement would grow with every request (its timeline comes from the access log).
     """
 
     fleet: tuple[str, ...] = DEFAULT_FLEET
     finish_times: list[float] = field(default_factory=list)
     placements: list[Placement] = field(default_factory=list)
+    keep_placements: bool = True
 
     def __post_init__(self) -> None:
         self.fleet = check_fleet(self.fleet)
@@ -54,7 +57,8 @@ class Schedule:
         finish = start + service_time(self.fleet[server], request)
         self.finish_times[server] = finish
         placement = Placement(request, server, start, finish)
-        self.placements.append(placement)
+        if self.keep_placements:
+            self.placements.append(placement)
         return placement
 
     @property

@@ -121,7 +121,8 @@ class StudentCallError(Exception):
     ) -> None:
         self.kind = kind
         self.exc_bases = known_bases(list(exc_bases))  # known base names, MRO order
-        self.exc_type = believed_name(exc_type, self.exc_bases) if exc_type else ""
+        named = exc_type or kind == "raised"  # a raised exception always gets words
+        self.exc_type = believed_name(exc_type, self.exc_bases) if named else ""
         self.message = message
         super().__init__(f"{kind}: {self.exc_type}: {message}")
 

@@ -18,10 +18,17 @@ from pathlib import Path
 import pytest
 from notebook_fixtures import solved_notebook, write_notebook
 
-from autograder import contract, gradescope, nbgrader_bridge
-from autograder.contract import LESSONS, OWN_CLASS
+from autograder import child, contract, gradescope, nbgrader_bridge
+from autograder.contract import (
+    LESSONS,
+    OWN_CLASS,
+    StudentCallError,
+    believed_name,
+    cell_error_notes,
+)
 from autograder.grade import Submission, grade_submission
 from autograder.hidden import common
+from autograder.hidden.common import call_failure, is_value_error, raised_words
 from autograder.reports import feedback_markdown, gradescope_results
 from minilb.cli import main
 
@@ -199,3 +206,55 @@ def test_gradescope_results_for_a_hostile_grade_in_process(tmp_path):
     notebook = hostile_notebook(tmp_path / "g" / f"{lesson}.ipynb", lesson)
     results = json.dumps(gradescope_results(grade_submission(Submission("g", lesson, notebook))))
     assert leaks(results) == [] and OWN_CLASS in results
+
+
+# --- what the grader believes of a child's report ------------------------------------------------
+
+
+def test_only_known_names_with_their_real_bases_are_believed():
+    assert believed_name("ValueError", ()) == "ValueError"
+    assert believed_name("KeyError", ("Exception",)) == OWN_CLASS  # merely named like one
+    assert believed_name("KeyError", ("LookupError", "Exception")) == "KeyError"
+    assert believed_name("ProtocolError", ()) == OWN_CLASS
+    assert believed_name("ProtocolError", ("ValueError",)) == "ProtocolError"
+    assert believed_name(MARKER, ("ValueError",)) == OWN_CLASS
+    assert believed_name(["ValueError"], ()) == OWN_CLASS
+
+
+def test_a_reply_keeps_known_names_and_never_its_message():
+    reply = {"exc_type": MARKER, "message": MARKER, "exc_bases": [MARKER, "ValueError", 7, None]}
+    error = StudentCallError.from_reply("raised", reply)
+    assert (error.exc_type, error.exc_bases, error.message) == (OWN_CLASS, ("ValueError",), "")
+    assert MARKER not in str(error) + repr(error) and is_value_error(error)
+    assert raised_words(error) == f"{OWN_CLASS} (a ValueError)"
+    garbled = StudentCallError.from_reply("raised", {"exc_type": {}, "exc_bases": "ValueError"})
+    assert (garbled.exc_type, garbled.exc_bases) == (OWN_CLASS, ())
+    nameless = StudentCallError.from_reply("raised", {})
+    assert call_failure(nameless) == f"raised {OWN_CLASS} on a valid input"
+    data = StudentCallError.from_reply("not-plain-data", {"message": MARKER, "exc_type": "X"})
+    assert (data.exc_type, data.message) == ("", "")
+
+
+def test_load_errors_are_told_in_the_grader_words():
+    reports = [MARKER + " in cell 1", {"cell": 2, "exc_type": "NameError", "exc_bases": []},
+               {"cell": "3", "exc_type": "NameError"}, {"cell": True, "exc_type": "NameError"},
+               {"cell": 4, "exc_type": MARKER, "exc_bases": [MARKER, "ValueError"]}]
+    assert cell_error_notes(reports) == ["code cell 2 raised NameError",
+                                         f"code cell 4 raised {OWN_CLASS}"]
+    assert cell_error_notes({"cell": 1}) == cell_error_notes(None) == []
+
+
+def test_the_child_sends_names_only_even_for_a_hostile_class():
+    class Hostile(ValueError):
+        def __str__(self) -> str:
+            raise RuntimeError(MARKER)
+
+    described = child.describe(Hostile(MARKER))
+    assert described == {"exc_type": "Hostile",
+                         "exc_bases": ["ValueError", "Exception", "BaseException", "object"]}
+
+    class Meta(type):
+        def __getattribute__(cls, name: str) -> object:
+            raise RuntimeError(MARKER)
+
+    assert child.describe(Meta("Odd", (Exception,), {})()) == {"exc_type": "", "exc_bases": []}

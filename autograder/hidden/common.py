@@ -288,9 +288,11 @@ def returns_group(points: float, label: str, check: Callable[[Answer], str]) -> 
 
 
 def type_word(value: Any) -> str:
-    """``int``, ``float``, ``bool``, ``list``...: how feedback names a value's type."""
-    names = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
-    return names.get(type(value), type(value).__name__)
+    """``int``, ``float``, ``bool``, ``list``...: how feedback names a value's type (only the
+    plain types a reply can carry; never the name of a class the student chose)."""
+    names = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict",
+             bytes: "bytes", type(None): "NoneType"}  # fmt: skip
+    return names.get(type(value), "object")
 
 
 def type_name(value: Any) -> str:

@@ -6,7 +6,9 @@ and scored 4/4. Here each exercise whose answers are numbers (lessons 1-3, and t
 lesson 4's ``parse_request`` returns) is answered by the reference with its numbers replaced:
 whatever it gets right on invalid input, it must score no more than a blank notebook. Positive
 controls: the same stand-in without the poison scores full marks (so the poison is what loses),
-and the grader's old number test lets the issue's NaN ``lower_bound`` score 4/4 again.
+and the grader's old number test lets the issue's NaN ``lower_bound`` score 4/4 again. Lesson
+4's judges that read numbers from a harness's report (exit codes, how long a call took) are
+tested on those reports directly, each beside a report they accept.
 """
 
 import math
@@ -17,7 +19,7 @@ from notebook_fixtures import mistaken_notebook
 
 from autograder.contract import LESSONS, StudentCallError
 from autograder.grade import Submission, grade_submission
-from autograder.hidden import common, lesson03
+from autograder.hidden import common, lesson03, lesson04
 from autograder.mutation import InProcessStudent
 from autograder.rubric import RUBRIC
 
@@ -156,3 +158,27 @@ def test_a_nan_lower_bound_scores_nothing_through_the_sandbox(tmp_path):
     grade = grade_submission(Submission("s", lesson, notebook))
     scores = {exercise["name"]: exercise["score"] for exercise in grade.exercises}
     assert scores == {"lower_bound": 0.0, "optimal_makespan": 6.0}, grade
+
+
+# --- lesson 4: the numbers its judges read from a harness's report -------------------------------
+
+REAP = ([0, 3, 1, 42], False)
+TIMEOUT_NAMES = ["TimeoutError", "OSError", "Exception", "BaseException"]
+
+
+@pytest.mark.parametrize("odd", [True, math.nan, math.inf, -math.inf, 1.0], ids=repr)
+def test_lesson4_exit_codes_must_be_ints(odd):
+    good = {"kind": "dict", "codes": [0, 3, 1, 42], "raised": None}
+    assert lesson04._judge_codes(REAP, good) == common.RIGHT  # positive control
+    assert lesson04._judge_codes(REAP, {**good, "codes": [0, 3, odd, 42]}).credit == 0
+    running = {"codes": [2, 0], "raised": None}
+    assert lesson04._judge_running(([2, 0], True), running) == common.RIGHT
+    assert lesson04._judge_running(([2, 0], True), {**running, "codes": [2, odd]}).credit == 0
+
+
+@pytest.mark.parametrize("odd", [math.nan, math.inf, -math.inf, True], ids=repr)
+def test_lesson4_a_timeout_needs_a_real_duration(odd):
+    args = ("silent", {"__bytes__": "P6"}, 2, 0.5)
+    seen = {"raised": TIMEOUT_NAMES, "seconds": 0.5, "returned": None}
+    assert lesson04._judge_silent(args, seen) == common.RIGHT  # positive control
+    assert lesson04._judge_silent(args, {**seen, "seconds": odd}).credit == 0

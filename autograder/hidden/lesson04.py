@@ -452,6 +452,8 @@ def _judge_codes(args: Args, seen: dict) -> Outcome:
     pairs = [(got, code) for got, code in zip(codes, exits, strict=True) if got is not None]
     if not pairs:
         return wrong("no finished child was collected")
+    if not all(is_index(got) for got, _ in pairs):  # not True for 1, nor NaN
+        return wrong("exit codes must be ints")
     if all(got == code for got, code in pairs):
         return RIGHT
     if all(got == _raw_status(code) for got, code in pairs if code >= 0):
@@ -486,7 +488,10 @@ def _judge_running(args: Args, seen: dict) -> Outcome:
     if seen.get("running_reported"):
         return wrong("reported a child that was still running (waitpid returns (0, 0) while "
                      "children run: stop there)")  # fmt: skip
-    if seen.get("codes") != args[0]:
+    codes = seen.get("codes")
+    if isinstance(codes, list) and not all(is_index(code) for code in codes if code is not None):
+        return wrong("exit codes must be ints")
+    if codes != args[0]:
         return wrong("did not collect every finished child while another was still running")
     return RIGHT
 
@@ -616,6 +621,9 @@ def _judge_children(args: Args, seen: dict) -> Outcome:
     expected = Counter(3 if request == FAIL else 0 for request in requests if request not in BAD)
     if not isinstance(returned, list):
         mistakes.append("should return a dict of pid: exit code")
+    elif not all(isinstance(pair, list) and len(pair) == 2 and is_index(pair[1])
+                 for pair in returned):  # fmt: skip
+        mistakes.append("exit codes must be ints")
     else:
         codes = Counter(pair[1] for pair in returned)
         if codes[_raw_status(3)]:

@@ -13,8 +13,9 @@ Data conventions (hidden tests <-> child; the child implements them):
   (``parse_request`` takes bytes), and bytes it returns travel the same way.
 - Named tuples (``Request``) and tuples come back as lists: ``["M", 5]``.
 - When the student's code raises, the child reports the class name and its bases' names. The
-  grader keeps only names from a fixed list (``KNOWN_EXCEPTIONS``: the built-in exceptions and
-  the kit's own) and never the exception's message: see "What the grader believes" below.
+  grader keeps only names from a fixed list (``KNOWN_EXCEPTIONS``: the built-in exceptions, a
+  few the course's modules raise, and the kit's own) and never the exception's message: see
+  "What the grader believes" below.
 
 What the grader believes about an exception (everything the child says is the student's word:
 student code shares its process and can forge any reply):
@@ -32,6 +33,8 @@ student code shares its process and can forge any reply):
 """
 
 import builtins
+import json
+import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -61,6 +64,7 @@ def _hierarchy(classes: Iterable[type]) -> dict[str, frozenset[str]]:
 KNOWN_EXCEPTIONS = _hierarchy(
     [value for value in vars(builtins).values()
      if isinstance(value, type) and issubclass(value, BaseException)]
+    + [socket.gaierror, socket.herror, json.JSONDecodeError]  # the course's modules raise them
     + [ProtocolError, ExerciseNotDone, HarnessFailure]
 )  # fmt: skip
 

@@ -298,7 +298,11 @@ def type_word(value: Any) -> str:
 def type_name(value: Any) -> str:
     """``an int``, ``a float``...: a value's type with its article."""
     word = type_word(value)
-    return ("an " if word[0] in "aeiou" else "a ") + word
+    return f"{_article(word)} {word}"
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in tuple("aeiou") else "a"
 
 
 def exactly(function: str, wanted: type, what: str) -> Callable[[Answer], str]:
@@ -382,7 +386,7 @@ def raised_words(answer: StudentCallError) -> str:
     if answer.exc_type != OWN_CLASS:
         return answer.exc_type or answer.kind
     family = next((b for b in answer.exc_bases if b not in ("Exception", "BaseException")), "")
-    return f"{OWN_CLASS} (a {family})" if family else OWN_CLASS
+    return f"{OWN_CLASS} ({_article(family)} {family})" if family else OWN_CLASS
 
 
 def is_value_error(answer: Answer, also: Sequence[str] = ()) -> bool:

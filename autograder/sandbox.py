@@ -293,7 +293,7 @@ class SandboxedStudent:
     # -- the child process ------------------------------------------------------------------
 
     def _raise(self, kind: str, reply: dict) -> Any:
-        raise StudentCallError.from_reply(kind, reply)  # type: ignore[arg-type]  (known names only)
+        raise StudentCallError.from_reply(kind, reply)  # type: ignore[arg-type]
 
     def _start(self) -> None:
         self._restarts += 1

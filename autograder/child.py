@@ -6,11 +6,16 @@ Standard library only. Protocol, one JSON object per line:
    puts ``path`` first on ``sys.path``, runs every cell in one fresh namespace (an error in one
    cell is noted and the next cell still runs), then binds each ``given`` name to the reference
    function from that module (earlier lessons' functions), and answers
-   ``{"ready": true, "functions": [...], "cell_errors": [...]}``;
+   ``{"ready": true, "functions": [...], "cell_errors": [{"cell": n, "exc_type": ...,
+   "exc_bases": [...]}, ...]}``;
 2. then, for each ``{"id": n, "function": name, "args": [...]}`` it answers ``{"id": n, "ok":
    value}`` (with ``"harness": source`` it calls ``run(function, *args)`` from that source
    instead, for exercises whose arguments are sockets) or ``{"id": n, "error": kind,
-   "exc_type": ..., "message": ..., "exc_bases": [...]}``.
+   "exc_type": ..., "exc_bases": [...]}``.
+
+An exception is reported by its class's name and its bases' names only, never its message or
+repr: the message can carry the arguments, which are hidden inputs. The grader shows only names
+it knows (``autograder.contract``), so a class named after its arguments shows nothing either.
 
 The student's prints must not be able to garble that, so the pipes move to private descriptors
 and fds 0-2 point at /dev/null before any student code runs. Nothing here is trusted: the
@@ -23,7 +28,6 @@ import os
 import sys
 import types
 
-MAX_MESSAGE = 300  # characters of an exception message sent back
 MAX_NOTES = 20
 MAX_DEPTH = 50
 HEAVY_MODULES = ("matplotlib", "matplotlib.pyplot", "matplotlib.figure", "matplotlib.patches",
@@ -86,27 +90,28 @@ def from_wire(value: object) -> object:
     return value
 
 
-def describe(error: BaseException) -> tuple[str, str]:
+def describe(error: BaseException) -> dict:
+    """The exception's class name and its bases' names: no message, no repr (see above)."""
     try:
-        return type(error).__name__, str(error)[:MAX_MESSAGE]
-    except BaseException:  # noqa: BLE001  (a hostile __str__)
-        return "Exception", "(the exception could not be shown)"
+        return {"exc_type": str(type(error).__name__)[:100], "exc_bases": base_names(error)}
+    except BaseException:  # noqa: BLE001  (a hostile metaclass)
+        return {"exc_type": "", "exc_bases": []}
 
 
 def base_names(error: BaseException) -> list[str]:
     """The names of the exception's base classes, in MRO order (so a subclass of ValueError
     that the student defined is still recognised as a ValueError)."""
-    return [str(base.__name__) for base in type(error).__mro__[1:]][:20]
+    return [str(base.__name__)[:100] for base in type(error).__mro__[1:21]]
 
 
-def run_cells(cells: list[str], namespace: dict) -> list[str]:
+def run_cells(cells: list[str], namespace: dict) -> list[dict]:
+    """Run every cell; report each one that raised by its number and ``describe``."""
     notes = []
     for number, source in enumerate(cells, start=1):
         try:
             exec(compile(source, f"<cell {number}>", "exec"), namespace)
         except BaseException as error:  # noqa: BLE001  (exit() too: the next cell still runs)
-            exc_type, message = describe(error)
-            notes.append(f"code cell {number} raised {exc_type}: {message}")
+            notes.append({"cell": number, **describe(error)})
     return notes[:MAX_NOTES]
 
 
@@ -123,12 +128,10 @@ def serve(requests, replies, namespace: dict) -> None:  # noqa: ANN001
                 if "harness" in request:  # sockets cannot cross the pipe: built in here
                     function = bind_harness(request["harness"], function)
                 answer["ok"] = plain(function(*from_wire(request["args"])))
-            except NotPlainData as error:
-                answer.update(error="not-plain-data", message=str(error))
+            except NotPlainData:
+                answer["error"] = "not-plain-data"
             except BaseException as error:  # noqa: BLE001
-                exc_type, message = describe(error)
-                answer.update(error="raised", exc_type=exc_type, message=message,
-                              exc_bases=base_names(error))
+                answer.update(error="raised", **describe(error))
         send(answer)
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder import child, jail
-from autograder.contract import LESSONS, StudentCallError
+from autograder.contract import LESSONS, StudentCallError, cell_error_notes
 from autograder.handout import earlier_exercises, exercise_modules, lesson_package
 from autograder.pids_cap import PidsCap
 
@@ -293,10 +293,7 @@ class SandboxedStudent:
     # -- the child process ------------------------------------------------------------------
 
     def _raise(self, kind: str, reply: dict) -> Any:
-        bases = reply.get("exc_bases")
-        bases = tuple(str(name)[:100] for name in bases[:20]) if isinstance(bases, list) else ()
-        raise StudentCallError(kind, str(reply.get("exc_type", ""))[:100],  # type: ignore[arg-type]
-                               str(reply.get("message", ""))[:500], exc_bases=bases)
+        raise StudentCallError.from_reply(kind, reply)  # type: ignore[arg-type]
 
     def _start(self) -> None:
         self._restarts += 1
@@ -339,7 +336,7 @@ class SandboxedStudent:
                                  f"the notebook's code ended the process while loading ({gone})")
             return
         self.functions = {name for name in ready.get("functions", []) if isinstance(name, str)}
-        self.cell_errors = [str(note)[:400] for note in ready.get("cell_errors", [])][:20]
+        self.cell_errors = cell_error_notes(ready.get("cell_errors"))  # in the grader's words
 
     def _send(self, message: dict) -> None:
         assert self._process is not None and self._process.stdin is not None

@@ -94,7 +94,7 @@ CONTRACT_MISTAKES = [
      ["mutated the caller's finish_times list"], 0.5),
     ("choose-returns-bool", "choose_server", "return best_server",
      "return bool(best_server) if best_server < 2 else best_server",
-     ["returns a bool; choose_server returns an int"], 0.25),
+     ["returned a bool, not a server index"], None),  # a bool is never judged a number
     ("choose-trusts-lengths", "choose_server", CHECKS_OWN_REQUEST,
      "request_type, length = request\n    check_request((request_type, 1))\n"
      "    processing_time = lambda kind, type_, length: length * FACTORS[kind][type_]",

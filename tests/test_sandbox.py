@@ -57,7 +57,7 @@ def test_failures_are_told_apart():
     with SandboxedStudent(TOOLS, "01_cost_matrix", FAST) as student:
         raised = call_error(student, "fail")
         assert (raised.kind, raised.exc_type) == ("raised", "ProtocolError")
-        assert "ValueError" in raised.exc_bases and "b'X1'" in raised.message
+        assert "ValueError" in raised.exc_bases and raised.message == ""  # never the student's
         assert call_error(student, "nothing").kind == "missing"
         assert call_error(student, "liar").kind == "not-plain-data"
         assert call_error(student, "die").kind == "crashed"

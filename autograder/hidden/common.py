@@ -22,8 +22,16 @@ points and no others:
   the group as too slow, and the rest of that group is skipped, instead of ending the whole
   exercise as an endless loop does.
 
+Numbers are judged only when the grader can compare them: ``is_number`` (an int or a finite
+float, never a bool, NaN or an infinity) is the one test every judge uses before ``<``, ``>``
+or ``==``, because NaN fails every comparison and so would pass "never above the optimum" and
+"at least the simple bound" at once. An answer holding NaN or an infinity anywhere does not
+count as answering a valid input either (``judgeable``).
+
 Feedback describes the kind of case that failed and the mistake, never the hidden inputs or the
-expected values.
+expected values, and names a student's exception only as ``autograder.contract`` allows (a
+known built-in or kit name, else "an exception of its own class"): no text the student's code
+chose reaches it.
 """
 
 import math
@@ -32,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autograder.contract import ExerciseResult, Student, StudentCallError
+from autograder.contract import OWN_CLASS, ExerciseResult, Student, StudentCallError
 
 # One answer from the student: the returned plain data, or how the call failed.
 Answer = Any
@@ -216,7 +224,7 @@ def _score(
             found = group.audit(valid)
             credits[group_number] = 0.0 if found or stopped else 1.0
             mistakes[group_number] = found
-    answers_valid_inputs = any(not _raised(r.answer) for r in valid)
+    answers_valid_inputs = any(not _raised(r.answer) and judgeable(r.answer) for r in valid)
     answers_right = any(  # a whole group, not one lucky answer
         credits[number] > 0
         for number, group in enumerate(groups)
@@ -280,15 +288,21 @@ def returns_group(points: float, label: str, check: Callable[[Answer], str]) -> 
 
 
 def type_word(value: Any) -> str:
-    """``int``, ``float``, ``bool``, ``list``...: how feedback names a value's type."""
-    names = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
-    return names.get(type(value), type(value).__name__)
+    """``int``, ``float``, ``bool``, ``list``...: how feedback names a value's type (only the
+    plain types a reply can carry; never the name of a class the student chose)."""
+    names = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict",
+             bytes: "bytes", type(None): "NoneType"}  # fmt: skip
+    return names.get(type(value), "object")
 
 
 def type_name(value: Any) -> str:
     """``an int``, ``a float``...: a value's type with its article."""
     word = type_word(value)
-    return ("an " if word[0] in "aeiou" else "a ") + word
+    return f"{_article(word)} {word}"
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in tuple("aeiou") else "a"
 
 
 def exactly(function: str, wanted: type, what: str) -> Callable[[Answer], str]:
@@ -363,7 +377,16 @@ def call_failure(answer: Answer) -> str:
         return "returned something that is not plain data (numbers, strings, lists, dicts)"
     if answer.exc_type == "NotImplementedError":
         return "not implemented yet (it raises NotImplementedError)"
-    return f"raised {answer.exc_type or answer.kind} on a valid input"
+    return f"raised {raised_words(answer)} on a valid input"
+
+
+def raised_words(answer: StudentCallError) -> str:
+    """The exception a failed call raised, in words the grader chose: ``ValueError``, or "an
+    exception of its own class (a ValueError)" for a student's subclass (never its name)."""
+    if answer.exc_type != OWN_CLASS:
+        return answer.exc_type or answer.kind
+    family = next((b for b in answer.exc_bases if b not in ("Exception", "BaseException")), "")
+    return f"{OWN_CLASS} ({_article(family)} {family})" if family else OWN_CLASS
 
 
 def is_value_error(answer: Answer, also: Sequence[str] = ()) -> bool:
@@ -388,18 +411,37 @@ def expect_value_error(
         if isinstance(answer, StudentCallError) and answer.kind == "raised":
             if answer.exc_type == "NotImplementedError":
                 return wrong("not implemented yet (it raises NotImplementedError)")
-            return wrong(f"{what} should raise {error}, not {answer.exc_type}")
+            return wrong(f"{what} should raise {error}, not {raised_words(answer)}")
         return wrong(f"{what} should raise {error} with a clear message, but it returned")
 
     return judge
 
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """Whether the grader can compare ``value`` as a number: an int or a finite float. Not a
+    bool (a flag, where a number is asked for), NaN (every ``<``, ``>`` and ``==`` is false)
+    or an infinity (above or below every bound). Every judge asks this before comparing."""
+    if type(value) is int:
+        return True
+    return type(value) is float and math.isfinite(value)
 
 
 def is_index(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An int (never a bool): a server index, a length, a count."""
+    return type(value) is int
+
+
+def judgeable(answer: Answer, depth: int = 0) -> bool:
+    """Whether ``answer`` holds no NaN and no infinity anywhere (in its lists and dicts too)."""
+    if type(answer) is float:
+        return math.isfinite(answer)
+    if depth > 60:
+        return False
+    if isinstance(answer, list):
+        return all(judgeable(item, depth + 1) for item in answer)
+    if isinstance(answer, dict):
+        return all(judgeable(item, depth + 1) for item in answer.values())
+    return True
 
 
 def same_number(got: Any, expected: float) -> bool:

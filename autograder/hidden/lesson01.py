@@ -119,6 +119,8 @@ def _judge_matrix(args: Args, answer: Answer) -> Outcome:
     fleet_size = len(expected["V"])
     if any(not isinstance(row, list) or len(row) != fleet_size for row in answer.values()):
         return wrong("each row needs one factor per server of the fleet, in fleet order")
+    if not all(is_number(factor) for row in answer.values() for factor in row):
+        return wrong("every factor must be a number (an int), not a bool, NaN or an infinity")
     if answer != expected:
         return wrong("some factors are wrong or in the wrong server order")
     return RIGHT

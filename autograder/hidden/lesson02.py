@@ -12,10 +12,11 @@ decides (0.75); a clock ``now`` that matters: fractional, between finish times, 
 them (0.75); fleets with several Music servers, at clocks where ignoring ``now`` or the
 tie-break shows (0.25); several VP servers, one, five and ten servers (0.25); finish times,
 request and fleet given as tuples and ``Request`` named tuples, whole and fractional times
-(0.25); returns an int, not a bool (0.25); leaves the caller's finish_times and request
-unchanged (0.5); invalid input raises ValueError: unknown type or kind, finish times that do
-not match the fleet (0.125), lengths 2.0, True, "3", 0, -1 (0.125). A choice that reaches the
-same makespan as the rule but breaks the tie-break earns half of its group.
+(0.25); returns an int (0.25); leaves the caller's finish_times and request unchanged
+(0.5); invalid input raises ValueError: unknown type or kind, finish times that do not match
+the fleet (0.125), lengths 2.0, True, "3", 0, -1 (0.125). A choice that reaches the same
+makespan as the rule but breaks the tie-break earns half of its group. A bool, NaN or an
+infinity is never a server index (``is_index``): such an answer is wrong in its own case.
 greedy_assign (3): batches on the default fleet, empty and single ones included (0.75); batches
 full of ties (0.5); fleets with several Music servers (0.25); other fleets (0.25); lengths
 above 9 (0.25); requests as tuples and ``Request`` named tuples, fleets as tuples (0.25);
@@ -52,12 +53,14 @@ from autograder.hidden.common import (
     exactly,
     expect_value_error,
     grade_exercise,
+    is_index,
     list_of,
     matching,
     partly,
     returns_group,
     same_number,
     same_numbers,
+    type_name,
     unchanged_group,
     wrong,
 )
@@ -72,11 +75,6 @@ TIE_BREAK = (
     "your choice minimises the makespan but breaks the tie-break: prefer the server where the "
     "request itself finishes earliest, then the lowest index"
 )
-
-
-def _index_like(value: object) -> bool:
-    """An int, a bool too: a bool index is charged once, by the group on return types."""
-    return isinstance(value, int)
 
 
 def _random_request(rng: random.Random, longest: int = 9) -> list:
@@ -129,8 +127,10 @@ def _judge_choice(args: Args, answer: Answer) -> Outcome:
     if failure:
         return wrong(failure)
     times, request, fleet, now = (*args, *(FLEET, 0.0)[len(args) - 2 :])
-    if not _index_like(answer) or not 0 <= answer < len(fleet):
-        return wrong("returned something that is not a server index (an int, 0 to servers - 1)")
+    if not is_index(answer):  # a bool too: its comparisons are a number's only by accident
+        return wrong(f"returned {type_name(answer)}, not a server index (an int, 0 to servers - 1)")
+    if not 0 <= answer < len(fleet):
+        return wrong("returned a server index out of range (0 to servers - 1)")
     expected = choose_server(*args)
     if answer == expected:
         return RIGHT
@@ -273,7 +273,7 @@ def _judge_assignment(args: Args, answer: Answer) -> Outcome:
     if (
         not isinstance(answer, list)
         or len(answer) != len(requests)
-        or not all(_index_like(s) and 0 <= s < len(fleet) for s in answer)
+        or not all(is_index(s) and 0 <= s < len(fleet) for s in answer)
     ):
         return wrong("should return a list with one server index per request")
     if answer == greedy_assign(*args):

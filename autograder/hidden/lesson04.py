@@ -48,7 +48,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autograder.contract import Exercise, ExerciseResult, Student, StudentCallError
+from autograder.contract import (
+    Exercise,
+    ExerciseResult,
+    Student,
+    StudentCallError,
+    known_exception_names,
+)
 from autograder.hidden.common import (
     RIGHT,
     Answer,
@@ -59,6 +65,7 @@ from autograder.hidden.common import (
     expect_value_error,
     grade_exercise,
     is_index,
+    is_number,
     is_value_error,
     wrong,
 )
@@ -120,8 +127,7 @@ class InHarness:
 
 def _names(seen: dict) -> list[str]:
     """The names of the exception a harness reported (its class first), [] if none."""
-    names = seen.get("raised")
-    return [str(name) for name in names] if isinstance(names, list) else []
+    return known_exception_names(seen.get("raised"))  # never a name the student chose
 
 
 def _failure(answer: Answer) -> str:
@@ -282,7 +288,7 @@ def _judge_silent(args: Args, seen: dict) -> Outcome:
     names, seconds = _names(seen), seen.get("seconds")
     if seen.get("blocked"):
         return wrong("no timeout: a silent peer blocked the call")
-    if "TimeoutError" in names and isinstance(seconds, int | float):
+    if "TimeoutError" in names and is_number(seconds):
         if seconds < 0.9 * timeout:
             return wrong("gave up before the timeout")
         return RIGHT
@@ -446,6 +452,8 @@ def _judge_codes(args: Args, seen: dict) -> Outcome:
     pairs = [(got, code) for got, code in zip(codes, exits, strict=True) if got is not None]
     if not pairs:
         return wrong("no finished child was collected")
+    if not all(is_index(got) for got, _ in pairs):  # not True for 1, nor NaN
+        return wrong("exit codes must be ints")
     if all(got == code for got, code in pairs):
         return RIGHT
     if all(got == _raw_status(code) for got, code in pairs if code >= 0):
@@ -460,11 +468,11 @@ def _judge_all_collected(args: Args, seen: dict) -> Outcome:
     if _raised_note(seen):
         return wrong(_raised_note(seen))
     left, codes = seen.get("left"), seen.get("codes") or []
-    if isinstance(left, int) and left > 0:
+    if is_index(left) and left > 0:
         if sum(code is not None for code in codes) == 1:
             return wrong("only one child collected per call: loop until waitpid reports no "
                          "more finished children")  # fmt: skip
-        return wrong(f"zombies left: {left}")
+        return wrong("zombies left: finished children it did not collect")
     if None in codes:
         return wrong("children it collected are missing from the result")
     if seen.get("others"):
@@ -480,7 +488,10 @@ def _judge_running(args: Args, seen: dict) -> Outcome:
     if seen.get("running_reported"):
         return wrong("reported a child that was still running (waitpid returns (0, 0) while "
                      "children run: stop there)")  # fmt: skip
-    if seen.get("codes") != args[0]:
+    codes = seen.get("codes")
+    if isinstance(codes, list) and not all(is_index(code) for code in codes if code is not None):
+        return wrong("exit codes must be ints")
+    if codes != args[0]:
         return wrong("did not collect every finished child while another was still running")
     return RIGHT
 
@@ -600,7 +611,7 @@ def _judge_children(args: Args, seen: dict) -> Outcome:
     requests = args[0]
     mistakes = []
     if seen.get("zombies"):
-        mistakes.append(f"zombies left: {seen['zombies']}")
+        mistakes.append("zombies left: finished children nobody collected")
     if seen.get("unreaped_rounds"):
         mistakes.append("zombies piled up while serving: reap finished children each time round")
     if seen.get("running") or seen.get("hung"):
@@ -610,6 +621,9 @@ def _judge_children(args: Args, seen: dict) -> Outcome:
     expected = Counter(3 if request == FAIL else 0 for request in requests if request not in BAD)
     if not isinstance(returned, list):
         mistakes.append("should return a dict of pid: exit code")
+    elif not all(isinstance(pair, list) and len(pair) == 2 and is_index(pair[1])
+                 for pair in returned):  # fmt: skip
+        mistakes.append("exit codes must be ints")
     else:
         codes = Counter(pair[1] for pair in returned)
         if codes[_raw_status(3)]:

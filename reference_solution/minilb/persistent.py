@@ -35,7 +35,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from minilb.access_log import AccessLog
-from minilb.connections import ConnectionModel, Flight, connect
+from minilb.connections import ConnectionModel, Flight, connect, fmt, say
 from minilb.protocol import REQUEST_SIZE, close_with, encode_request, error_reply
 
 if TYPE_CHECKING:
@@ -81,12 +81,12 @@ class PersistentConnections(ConnectionModel):
                     break
                 except OSError as error:
                     if not waited:
-                        _say(f"waiting for server {backend.name} at {_fmt(backend.address)} "
+                        say(f"waiting for server {backend.name} at {fmt(backend.address)} "
                              f"to accept a connection ({error.strerror or error})")
                         waited = True
                     time.sleep(WAIT_FOR_SERVER_EVERY)
             if waited and server in self.channels:
-                _say(f"connected to server {backend.name}")
+                say(f"connected to server {backend.name}")
 
     def _open_channel(self, server: int, backend: socket.socket) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -302,11 +302,3 @@ class ServerChannel:
                 self.parent.send(message)
             except OSError:
                 pass  # the parent let us go already
-
-
-def _fmt(address: tuple[str, int]) -> str:
-    return f"{address[0]}:{address[1]}"
-
-
-def _say(message: str) -> None:
-    print(f"minilb balancer: {message}", file=sys.stderr, flush=True)

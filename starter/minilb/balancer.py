@@ -1,47 +1,39 @@
-"""The forking balancer: ``minilb balancer --port P --servers KIND@HOST:PORT ... [--unit U]
-[--policy SPEC] [--student NOTEBOOK] [--persistent]``.
+"""The forking balancer: ``minilb balancer --port P --servers KIND@HOST:PORT ...``.
 
-The parent process does everything that needs memory: it accepts connections, reads each
-request (every client has its own deadline, so a silent or dripping client blocks nobody),
-asks the policy for a server and records the new expected finish time in its ``Schedule``. Only
-then does a forked process take over. State written in a child is lost when the child exits:
-that is the lesson.
+The parent process does everything that needs memory: it accepts connections and reads each
+request (``Intake``: every client has its own deadline, so a silent one blocks nobody), asks
+the policy for a server and records the new expected finish time in its ``Schedule``. Only then
+does a forked process take over. State written in a child is lost when it exits: the lesson.
 
-How a decided request reaches its server is a *connection model* (``minilb.connections``),
-the way ``socketserver`` separates a server from how it serves; one job per class::
+How a decided request reaches its server is a *connection model*, the way ``socketserver``
+separates a server from how it serves. One job per class::
 
-    Balancer ---------------- accepts, reads, decides (the parent's event loop)
-      | .log                  AccessLog (minilb.access_log): one JSON line per request
-      | .connections          ConnectionModel: the hooks the balancer calls
-      |                         +-- PerRequestConnections   (default; minilb.connections)
-      |                         +-- PersistentConnections   (--persistent; minilb.persistent)
-      |                               forks one ServerChannel per server
+    Balancer ------------ decides, in the parent's event loop (this module)
+      |-- .intake         Intake (minilb.intake): accepts clients, reads their 2 bytes
+      |-- .log            AccessLog (minilb.access_log): one JSON line per request
+      '-- .connections    ConnectionModel (minilb.connections): hooks the balancer calls
+                            |-- PerRequestConnections  default
+                            '-- PersistentConnections  --persistent (minilb.persistent),
+                                                       one ServerChannel child per server
 
-- Per request (the default): the parent opens a new backend connection for each request and
-  sends its 2 bytes, then lesson 4's ``spawn_relay_child`` forks a child that owns that
-  connection, waits for the echo, relays it to the client and exits. Sending from the parent
-  keeps requests reaching each server in the order the parent decided them.
-- Persistent (``--persistent``, the seed's and the original course's model, whose servers
-  accept exactly one connection and die when it closes): at start the balancer connects once
-  to each server and forks one long-lived child per server that owns that connection. For each
-  request the parent passes the client's socket to that server's child over a UNIX socket
-  (``socket.send_fds``), in the order it decided; the child sends the request on its
-  connection and keeps its clients in a FIFO queue: the k-th echo goes to the k-th client.
+- Per request (default): the parent opens a new backend connection per request and sends its
+  2 bytes (so requests reach each server in the order decided), then lesson 4's
+  ``spawn_relay_child`` forks a child that owns the connection, relays the echo and exits.
+- Persistent (the seed's and the original course's model: its servers accept one connection
+  and die when it closes): one connection per server, opened at start and kept, owned by one
+  long-lived child per server. The parent passes each client's socket to that child over a
+  UNIX socket (``socket.send_fds``) in the order it decided; the child sends the request and
+  keeps its clients in a FIFO queue, so the k-th echo goes to the k-th client.
 
-Either way no two children ever read one backend socket. That was the original seed's bug: its
-children shared one connection per server and each read "the next reply", so a child could
-take another request's echo and give it to the wrong client. With a FIFO of clients in the one
-process that reads the connection, the pairing is exact.
+Either way, no two processes ever read one backend socket. That was the seed's bug: children
+shared a connection per server and each read "the next reply", which could be another
+request's echo, so replies reached the wrong clients.
 
-Failures: a backend that refuses a connection, closes one or does not echo in time is marked
-down. Per request, the request is retried once on another live server, else the client gets
-``ERR``; down servers are probed every second. Persistent, there are no probes (a probe would
-use up a course server's one connection): the broken connection itself says the server is down,
-the requests waiting on it get ``ERR`` and reconnects are tried with a growing backoff.
-
-Forking the relay children and reaping every child are lesson 4's exercises
-(``minilb.network``), called through that module so that ``--student NOTEBOOK`` runs the live
-system on a student's versions.
+A failed server is marked down. Per request: retried once elsewhere, else ``ERR``; down servers
+are probed every second. Persistent: no probes (one would use up a course server's only
+connection); the broken connection says it, waiting requests get ``ERR``, and reconnects follow
+with a growing backoff. Forking relay children and reaping every child are lesson 4's
+exercises, called through ``minilb.network`` so that ``--student NOTEBOOK`` swaps them in.
 """
 
 import argparse
@@ -50,42 +42,33 @@ import os
 import selectors
 import signal
 import socket
-import sys
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from minilb import network
 from minilb.access_log import AccessLog, read_access_log
-from minilb.connections import ConnectionModel, Flight, PerRequestConnections
-from minilb.costs import Request, check_kind, server_names
-from minilb.exercises import require_done
-from minilb.persistent import PersistentConnections
-from minilb.policies import check_policy, load_policy, reference_policy, use_student_notebook
-from minilb.protocol import (
-    REQUEST_SIZE,
-    ProtocolError,
-    close_with,
-    decode_request,
-    error_reply,
-    open_listener,
-    parse_address,
+from minilb.connections import (
+    Backend,
+    ConnectionModel,
+    Flight,
+    PerRequestConnections,
+    fmt,
+    parse_backends,
+    say,
 )
+from minilb.costs import Request
+from minilb.exercises import require_done
+from minilb.intake import Intake
+from minilb.persistent import PersistentConnections
+from minilb.policies import check_policy, reference_policy
+from minilb.protocol import close_with, error_reply
 from minilb.timeline import Policy, Schedule, service_time
 
 __all__ = ["Backend", "Balancer", "parse_backends", "read_access_log", "require_live_exercises"]
 
 READ_TIMEOUT = 2.0  # seconds a client may take to send its 2 bytes
 MAX_CHILDREN = 128  # requests in flight at once; beyond that, clients wait in the backlog
-
-
-@dataclass
-class Backend:
-    name: str
-    kind: str
-    address: tuple[str, int]
-    up: bool = True
 
 
 class PolicyError(Exception):
@@ -99,20 +82,6 @@ def require_live_exercises(policy: Policy) -> None:
     require_done(network.recv_exactly, network.spawn_relay_child, network.reap_children)
     if policy is reference_policy():
         require_done(policy)
-
-
-def parse_backends(specs: Sequence[str]) -> list[Backend]:
-    """``["VP@127.0.0.1:9001", "M@127.0.0.1:9002"]`` -> backends named ``vp1``, ``m1``..."""
-    kinds, addresses = [], []
-    for spec in specs:
-        kind, sep, address = spec.partition("@")
-        if not sep:
-            raise ValueError(f"bad server {spec!r}: expected KIND@HOST:PORT (VP@127.0.0.1:9001)")
-        kinds.append(check_kind(kind))
-        addresses.append(_resolve(parse_address(address)))
-    if not kinds:
-        raise ValueError("the balancer needs at least one server")
-    return [Backend(*b) for b in zip(server_names(kinds), kinds, addresses, strict=True)]
 
 
 class Balancer:
@@ -147,7 +116,6 @@ class Balancer:
         self.t0 = time.monotonic()
         self.pid = os.getpid()
         self.next_id = 0
-        self.arriving: dict[socket.socket, tuple[bytes, float]] = {}  # data so far, deadline
         self.ready: deque[tuple[socket.socket, Request]] = deque()  # waiting for a free slot
         self.stopping = False
         model = PersistentConnections if persistent else PerRequestConnections
@@ -172,9 +140,10 @@ class Balancer:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         self.selector = selectors.DefaultSelector()
-        self.selector.register(self.wakeup_read, selectors.EVENT_READ, self._drain_wakeups)
-        self.listener.setblocking(False)
-        self.accepting = False
+        self.selector.register(self.wakeup_read, selectors.EVENT_READ, _drain)
+        self.intake = Intake(
+            self.listener, self.selector, self.read_timeout, self._queue, self._refuse_new
+        )
         # Children need no set-up of their own (no at-fork hook, which would run Python code in
         # every child): they inherit a disabled collector, so none of them touches every object
         # (a copy-on-write fault per page), and the signal handler above tells them apart.
@@ -204,87 +173,25 @@ class Balancer:
         self.stopping = True
 
     def _idle(self) -> bool:
-        return not (self.arriving or self.ready or self.connections.in_flight())
+        return not (self.intake.arriving or self.ready or self.connections.in_flight())
 
     def _loop_once(self) -> None:
-        self._pause_or_resume_accepting()
-        deadlines = [deadline for _, deadline in self.arriving.values()]
-        timeout = max(min(deadlines, default=time.monotonic() + 1.0) - time.monotonic(), 0.0)
-        for key, _ in self.selector.select(timeout):
-            key.data(key.fileobj)
+        busy = self.connections.in_flight() + len(self.ready) >= self.max_children
+        self.intake.accept_while(not self.stopping and not busy)
+        for key, _ in self.selector.select(self.intake.seconds_to_next_deadline()):
+            key.data(key.fileobj)  # each registered socket's handler
         self._reap_children()
-        self._expire_slow_clients()
+        self.intake.expire_slow_clients()
         while self.ready and self.connections.in_flight() < self.max_children:
             client, request = self.ready.popleft()
             self._dispatch(client, request, self._new_id(), retried=False)
         self.connections.tick()
 
-    def _pause_or_resume_accepting(self) -> None:
-        # At the cap, stop accepting: new clients wait in the kernel's backlog, not in memory.
-        busy = self.connections.in_flight() + len(self.ready) >= self.max_children
-        should_accept = not self.stopping and not busy
-        if should_accept and not self.accepting:
-            self.selector.register(self.listener, selectors.EVENT_READ, self._accept_all)
-        elif self.accepting and not should_accept:
-            self.selector.unregister(self.listener)
-        self.accepting = should_accept
+    def _queue(self, client: socket.socket, request: Request) -> None:
+        self.ready.append((client, request))  # decided as soon as a slot is free
 
-    def _drain_wakeups(self, wakeup_read: int) -> None:
-        try:
-            while os.read(wakeup_read, 512):
-                pass
-        except BlockingIOError:
-            pass
-
-    def _accept_all(self, listener: socket.socket) -> None:
-        for _ in range(self.max_children):
-            try:
-                client, _ = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as error:  # e.g. out of file descriptors: say so, keep serving
-                say(f"accept failed: {error}")
-                return
-            client.setblocking(False)
-            self.arriving[client] = (b"", time.monotonic() + self.read_timeout)
-            self.selector.register(client, selectors.EVENT_READ, self._read)
-
-    def _read(self, client: socket.socket) -> None:
-        data, deadline = self.arriving[client]
-        try:
-            chunk = client.recv(64)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            chunk = b""
-        data += chunk
-        if chunk and len(data) < REQUEST_SIZE:
-            self.arriving[client] = (data, deadline)  # a dripping client: wait for the rest
-            return
-        self.selector.unregister(client)
-        del self.arriving[client]
-        if not data:
-            client.close()  # connected and left without a word
-            return
-        try:
-            if len(data) < REQUEST_SIZE:
-                raise ProtocolError(f"short request {data!r}: a request is 2 bytes")
-            if len(data) > REQUEST_SIZE:
-                raise ProtocolError(f"extra bytes after the request: {data[:16]!r}")
-            request = decode_request(data)
-        except ProtocolError as error:
-            self._refuse(client, self._new_id(), str(error), data)
-            return
-        self.ready.append((client, request))
-
-    def _expire_slow_clients(self) -> None:
-        now = time.monotonic()
-        for client, (data, deadline) in list(self.arriving.items()):
-            if deadline <= now:
-                self.selector.unregister(client)
-                del self.arriving[client]
-                reason = f"timed out: no complete request within {self.read_timeout:g} s"
-                self._refuse(client, self._new_id(), reason, data)
+    def _refuse_new(self, client: socket.socket, reason: str, data: bytes) -> None:
+        self._refuse(client, self._new_id(), reason, data)
 
     # Deciding ------------------------------------------------------------------------------
 
@@ -383,9 +290,9 @@ class Balancer:
 
     def close_inherited(self) -> None:
         """In a long-lived child: close what it inherited from the parent's event loop."""
-        self.selector.close()
-        self.listener.close()
-        for client in [*self.arriving, *(client for client, _ in self.ready)]:
+        self.selector.close()  # its copy only: the parent's registrations stay as they are
+        self.intake.close_inherited()
+        for client, _ in self.ready:
             client.close()
         os.close(self.wakeup_read)
         os.close(self.wakeup_write)
@@ -395,60 +302,18 @@ class Balancer:
         return self.next_id
 
 
+def _drain(wakeup_read: int) -> None:
+    try:
+        while os.read(wakeup_read, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
 def _answer_error(client: socket.socket, reason: str) -> None:
     client.setblocking(True)
     client.settimeout(1.0)
     close_with(client, error_reply(reason))
-
-
-def _resolve(address: tuple[str, int]) -> tuple[str, int]:
-    """The numeric address of ``(host, port)``, looked up once at start."""
-    try:
-        info = socket.getaddrinfo(*address, type=socket.SOCK_STREAM)
-    except OSError as error:
-        raise ValueError(f"cannot resolve server host {address[0]!r}: {error}") from None
-    return info[0][4][0], address[1]
-
-
-def fmt(address: tuple[str, int]) -> str:
-    return f"{address[0]}:{address[1]}"
-
-
-def say(message: str) -> None:
-    print(f"minilb balancer: {message}", file=sys.stderr, flush=True)
-
-
-# Command line -----------------------------------------------------------------------------
-
-def register(subcommands: argparse._SubParsersAction) -> None:
-    parser = subcommands.add_parser("balancer", help="run the forking load balancer")
-    add_arguments(parser)
-    parser.set_defaults(handler=_run)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, required=True, help="port to bind (0: any free port)")
-    parser.add_argument(
-        "--servers", nargs="+", required=True, metavar="KIND@HOST:PORT", help="the backends"
-    )
-    parser.add_argument("--unit", type=float, default=1.0, help="seconds per time unit (default 1)")
-    parser.add_argument(
-        "--policy", default="greedy",
-        help="greedy (default), round-robin, fastest-kind, module:function or a notebook",
-    )
-    parser.add_argument("--log", default="-", help="access log file (default: standard output)")
-    parser.add_argument(
-        "--decisions", default=None, help="also log each decision as it is made (JSON lines)"
-    )
-    parser.add_argument(
-        "--persistent", action="store_true",
-        help="one connection per server, opened at start and kept (the original course's "
-        "servers accept exactly one); default: a new connection per request",
-    )
-    parser.add_argument("--max-children", type=int, default=MAX_CHILDREN)
-    parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT)
-    add_student_argument(parser)
 
 
 def add_student_argument(parser: argparse.ArgumentParser) -> None:
@@ -457,20 +322,3 @@ def add_student_argument(parser: argparse.ArgumentParser) -> None:
         help="run on the lesson 4 functions this notebook defines (recv_exactly, "
         "spawn_relay_child, reap_children, serve_forking, parse_request)",
     )
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.student:
-        use_student_notebook(args.student)
-    backends = parse_backends(args.servers)
-    policy = load_policy(args.policy)
-    require_live_exercises(policy)
-    listener = open_listener(args.host, args.port)
-    balancer = Balancer(
-        listener, backends, args.unit, policy, "/dev/stdout" if args.log == "-" else args.log,
-        args.decisions, args.max_children, args.read_timeout, args.persistent,
-    )
-    host, port = listener.getsockname()[:2]
-    print(f"listening on {host}:{port}", flush=True)
-    balancer.serve_forever()
-    return 0

@@ -15,20 +15,30 @@ A model implements the hooks below; ``Balancer`` calls them and nothing else.
 """
 
 import socket
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from minilb import network
-from minilb.costs import Request
+from minilb.costs import Request, check_kind, server_names
 from minilb.network import EXIT_BACKEND_FAILED
-from minilb.protocol import encode_request
+from minilb.protocol import encode_request, parse_address
 
 if TYPE_CHECKING:
     from minilb.balancer import Balancer
 
 CONNECT_TIMEOUT = 1.0
 HEALTH_CHECK_EVERY = 1.0  # seconds between re-checks of down servers
+
+
+@dataclass
+class Backend:
+    name: str
+    kind: str
+    address: tuple[str, int]
+    up: bool = True
 
 
 @dataclass
@@ -131,6 +141,29 @@ class PerRequestConnections(ConnectionModel):
                 self.balancer.mark_up(server)
 
 
+def parse_backends(specs: Sequence[str]) -> list[Backend]:
+    """``["VP@127.0.0.1:9001", "M@127.0.0.1:9002"]`` -> backends named ``vp1``, ``m1``..."""
+    kinds, addresses = [], []
+    for spec in specs:
+        kind, sep, address = spec.partition("@")
+        if not sep:
+            raise ValueError(f"bad server {spec!r}: expected KIND@HOST:PORT (VP@127.0.0.1:9001)")
+        kinds.append(check_kind(kind))
+        addresses.append(_resolve(parse_address(address)))
+    if not kinds:
+        raise ValueError("the balancer needs at least one server")
+    return [Backend(*b) for b in zip(server_names(kinds), kinds, addresses, strict=True)]
+
+
+def _resolve(address: tuple[str, int]) -> tuple[str, int]:
+    """The numeric address of ``(host, port)``, looked up once at start."""
+    try:
+        info = socket.getaddrinfo(*address, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise ValueError(f"cannot resolve server host {address[0]!r}: {error}") from None
+    return info[0][4][0], address[1]
+
+
 def connect(address: tuple[str, int], timeout: float = CONNECT_TIMEOUT) -> socket.socket:
     """A connection to ``address``; plain ``connect`` rather than ``create_connection``, which
     looks the host up again for every request (a measurable share of the balancer's CPU)."""
@@ -152,3 +185,12 @@ def reachable(address: tuple[str, int], timeout: float = CONNECT_TIMEOUT) -> boo
     except OSError:
         return False
     return True
+
+
+def fmt(address: tuple[str, int]) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def say(message: str) -> None:
+    """Tell the operator (standard error, one line)."""
+    print(f"minilb balancer: {message}", file=sys.stderr, flush=True)

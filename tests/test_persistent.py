@@ -14,7 +14,7 @@ from background import in_background
 
 from minilb.balancer import Backend, Balancer, read_access_log
 from minilb.client import send_concurrently, send_request
-from minilb.cluster import fork_process, stop_process
+from minilb.cluster import Cluster, fork_process, stop_process
 from minilb.costs import server_names
 from minilb.network import recv_exactly
 from minilb.protocol import WIRE_REQUESTS, decode_request, open_listener
@@ -188,3 +188,38 @@ def test_sigterm_finishes_requests_in_flight_then_exits(tmp_path):
         for server in system.server_pids:
             assert stop_process(server, timeout=10) == 0
         system.server_pids = []
+
+
+def test_persistent_mode_in_front_of_the_kits_servers():
+    """The kit's servers take many requests per connection, so --persistent works with them."""
+    with Cluster(unit=0.002, persistent=True) as cluster:
+        results = cluster.run_hosts()
+        assert all(e.ok for exchanges in results.values() for e in exchanges)
+        exchanges = cluster.send(ALL_REQUESTS * 4, concurrency=108)
+        assert all(e.ok for e in exchanges)
+        log = cluster.access_log()
+        assert len(log) == sum(map(len, results.values())) + len(exchanges)
+        assert all(r["error"] is None for r in log)
+
+
+def test_the_demo_runs_persistent_and_cleans_up(tmp_path):
+    command = [sys.executable, "-m", "minilb.cli", "demo", "--persistent", "--unit", "0.02",
+               "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "measured finish" in result.stdout
+    assert (tmp_path / "demo_gantt.png").stat().st_size > 0
+    assert processes_mentioning(str(tmp_path)) == []  # the channels are gone too
+
+
+def processes_mentioning(marker):
+    """Pids whose command line contains ``marker`` (forked children share their parent's)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if marker.encode() in cmdline.read():
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found

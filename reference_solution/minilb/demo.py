@@ -107,12 +107,14 @@ def live_view(log: Sequence[dict], fleet: Sequence[str], now: float) -> Group:
     return Group(table, Text(timeline))
 
 
-def run_demo(unit: float, policy: Policy | None, out_dir: str, live: bool) -> int:
+def run_demo(
+    unit: float, policy: Policy | None, out_dir: str, live: bool, persistent: bool = False
+) -> int:
     console = Console()
     fleet = DEFAULT_FLEET
     workloads = {host: parse_workload(text) for host, text in CLASSIC_WORKLOADS.items()}
     results: dict[str, list[Exchange]] = {}
-    with Cluster(fleet, unit, policy) as cluster:
+    with Cluster(fleet, unit, policy, persistent=persistent) as cluster:
         console.print(f"balancer listening on {cluster.address[0]}:{cluster.address[1]}, "
                       f"servers {', '.join(f'{h}:{p}' for h, p in cluster.server_addresses)}")
         hosts = threading.Thread(target=lambda: results.update(cluster.run_hosts(workloads)),
@@ -183,6 +185,8 @@ def register(subcommands: argparse._SubParsersAction) -> None:
                         "or a notebook")
     parser.add_argument("--out", default=None, help="directory for the Gantt chart (default: temp)")
     parser.add_argument("--no-live", action="store_true", help="plain progress lines, no live view")
+    parser.add_argument("--persistent", action="store_true",
+                        help="the balancer keeps one connection per server (the course's model)")
     add_student_argument(parser)
     parser.set_defaults(handler=_run)
 
@@ -196,4 +200,4 @@ def _run(args: argparse.Namespace) -> int:
     require_live_exercises(policy)  # before any server starts
     out_dir = args.out or tempfile.mkdtemp(prefix="minilb-demo-")
     live = not args.no_live and sys.stdout.isatty()
-    return run_demo(args.unit, policy, out_dir, live)
+    return run_demo(args.unit, policy, out_dir, live, args.persistent)

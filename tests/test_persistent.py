@@ -7,16 +7,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
 from background import in_background
 
+from minilb.access_log import AccessLog
 from minilb.balancer import Backend, Balancer, read_access_log
 from minilb.client import send_concurrently, send_request
 from minilb.cluster import Cluster, fork_process, stop_process
 from minilb.costs import server_names
 from minilb.network import recv_exactly
+from minilb.persistent import ANSWERED, ServerChannel
 from minilb.protocol import WIRE_REQUESTS, decode_request, open_listener
 from minilb.timeline import service_time
 
@@ -223,3 +226,37 @@ def processes_mentioning(marker):
         except (OSError, ValueError):
             continue
     return found
+
+
+def test_zero_cost_requests_in_a_flood_never_stall(tmp_path):
+    """Echoes come back as fast as requests go out: neither the parent nor a channel ever
+    waits for the other."""
+    with persistent_system(tmp_path, unit=0.0, max_children=256) as system:
+        started = time.monotonic()
+        exchanges = send_concurrently(system.address, ALL_REQUESTS * 40, concurrency=100)
+        assert all(e.ok for e in exchanges)
+        # A stalled send would have waited SEND_TIMEOUT and marked a server down.
+        assert all(r["error"] is None for r in system.log())
+        assert time.monotonic() - started < 60
+
+
+def test_a_channel_never_waits_for_a_parent_that_is_behind():
+    """A parent busy handing the channel clients reads no news; the channel, if it waited for
+    the parent, would stop taking clients, and both would wait for ever."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with ours, theirs:
+        channel = ServerChannel(theirs, None, "vp1", lambda: 0.0, AccessLog(None))
+        told = 1000  # more messages than a UNIX socket queues (278 here)
+        teller = threading.Thread(target=lambda: [channel._tell_parent(ANSWERED)
+                                                  for _ in range(told)], daemon=True)
+        teller.start()
+        teller.join(10)
+        assert not teller.is_alive(), "the channel waited for its parent"
+        heard = b""
+        while len(heard) < told:
+            ours.setblocking(False)
+            try:
+                heard += ours.recv(4096)
+            except BlockingIOError:
+                channel._tell_parent()  # what did not fit, on the channel's next round
+        assert heard == ANSWERED * told

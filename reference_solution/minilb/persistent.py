@@ -44,8 +44,9 @@ if TYPE_CHECKING:
 WAIT_FOR_SERVER_EVERY = 0.1  # seconds between connection attempts at start
 FIRST_BACKOFF, MAX_BACKOFF = 0.5, 8.0  # seconds between reconnects to a server that went down
 HEADER = struct.Struct("!2sd")  # the request's 2 bytes, seconds to wait for its echo
+RETELL_EVERY = 0.005  # seconds between tries to tell a parent that is behind
 SEND_TIMEOUT = 5.0  # seconds the parent waits for a channel that is behind
-ANSWERED, DOWN = b".", b"D"  # what a channel tells the parent
+ANSWERED, DOWN = b".", b"D"  # what a channel tells the parent (one message may hold many)
 
 
 @dataclass
@@ -115,7 +116,7 @@ class PersistentConnections(ConnectionModel):
         message += flight.log_prefix
         try:
             socket.send_fds(channel.sock, [message], [flight.client.fileno()])
-        except BlockingIOError:  # a UNIX socket queues a few messages only: wait, briefly
+        except BlockingIOError:  # its queue is full (a few hundred): wait, briefly
             channel.sock.settimeout(SEND_TIMEOUT)
             try:
                 socket.send_fds(channel.sock, [message], [flight.client.fileno()])
@@ -131,15 +132,15 @@ class PersistentConnections(ConnectionModel):
         channel = self.channels[server]
         while True:  # everything the channel has said so far, without waiting for more
             try:
-                message = sock.recv(16)
+                message = sock.recv(4096)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 message = b""
-            if message != ANSWERED:  # DOWN, or the channel is gone: it answers its clients
+            if not message or DOWN in message:  # down, or gone: it answers its own clients
                 self._let_go(server)
                 return
-            channel.in_flight -= 1
+            channel.in_flight -= len(message)  # one ANSWERED per request answered
 
     def _let_go(self, server: int) -> None:
         channel = self.channels.pop(server)
@@ -206,6 +207,7 @@ class ServerChannel:
     waiting: deque[_Waiting] = field(default_factory=deque)
     echoes: bytes = b""  # part of an echo read so far
     parent_open: bool = True
+    untold: bytes = b""  # news for the parent that did not fit in its queue yet
 
     def run(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent lets us finish
@@ -229,12 +231,13 @@ class ServerChannel:
             timeout = None
             if self.waiting:
                 timeout = max(self.waiting[0].deadline - time.monotonic(), 0.0)
+            if self.untold:  # the parent is behind: try again soon
+                timeout = min(timeout or RETELL_EVERY, RETELL_EVERY)
             for key, _ in selector.select(timeout):
-                if key.fileobj is self.parent and not self.parent_open:
-                    continue
                 key.data(selector)
             if self.waiting and self.waiting[0].deadline <= time.monotonic():
                 self._broken(selector, "no echo in time")
+            self._tell_parent()
         if self.backend is not None:
             close_with(self.backend)
 
@@ -296,9 +299,17 @@ class ServerChannel:
         close_with(waiting.client, error_reply(reason))
         self._tell_parent(ANSWERED)
 
-    def _tell_parent(self, message: bytes) -> None:
-        if self.parent_open:
-            try:
-                self.parent.send(message)
-            except OSError:
-                pass  # the parent let us go already
+    def _tell_parent(self, news: bytes = b"") -> None:
+        """Send the parent what it has not heard yet, never waiting: a UNIX socket queues a
+        few messages only, and a channel that waited for a parent that is waiting for the
+        channel (to take the next client) would wait for ever."""
+        self.untold += news
+        if not self.parent_open or not self.untold:
+            return
+        try:
+            self.parent.send(self.untold, socket.MSG_DONTWAIT)
+            self.untold = b""
+        except BlockingIOError:
+            pass  # kept for the next round
+        except OSError:
+            self.untold = b""  # the parent let us go already

@@ -301,7 +301,7 @@ class ServerChannel:
 
     def _tell_parent(self, news: bytes = b"") -> None:
         """Send the parent what it has not heard yet, never waiting: a UNIX socket queues a
-        few messages only, and a channel that waited for a parent that is waiting for the
+        bounded number of messages, and a channel that waited for a parent that is waiting for the
         channel (to take the next client) would wait for ever."""
         self.untold += news
         if not self.parent_open or not self.untold:

@@ -359,3 +359,26 @@ def test_a_failing_relay_child_gets_err_and_the_server_stays_up(monkeypatch):
             reply = send_request(cluster.address, ("V", 1)).reply
             assert reply == b"ERR the relay child failed (exit code 1)\n"
         assert [record["retried"] for record in cluster.access_log()] == [False, False]
+
+
+def children_of(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(child) for child in children.read().split()]
+
+
+def test_relay_children_ignore_ctrl_c_and_end_on_sigterm():
+    """No at-fork hook sets the children up: the handlers they inherit tell them apart."""
+    seen = set()
+    with Cluster(fleet=("VP",), unit=0.2) as cluster:
+        for signum, answered in ((signal.SIGINT, b"V9"), (signal.SIGTERM, b"ERR the relay")):
+            worker, result = in_background(send_request, cluster.address, ("V", 9))  # 1.8 s
+            wait_for(lambda: set(children_of(cluster.balancer_pid)) - seen)
+            [child] = set(children_of(cluster.balancer_pid)) - seen
+            seen.add(child)
+            # Signalled once it waits for the echo: Python drops a signal that comes in the
+            # instant after a fork, before the child's interpreter is ready for it.
+            wait_for(lambda pid=child: "poll" in open(f"/proc/{pid}/wchan").read())
+            os.kill(child, signum)
+            worker.join()
+            assert result["value"].reply.startswith(answered)
+        assert send_request(cluster.address, ("P", 1)).reply == b"P1"  # the balancer lives on

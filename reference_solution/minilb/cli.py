@@ -17,7 +17,7 @@ from pathlib import Path
 COMMANDS = {
     "schedule": ("minilb.schedule_command", "greedy vs optimal schedule of a batch of requests"),
     "server": ("minilb.servers", "run one simulated FIFO server"),
-    "balancer": ("minilb.balancer", "run the forking load balancer"),
+    "balancer": ("minilb.balancer_command", "run the forking load balancer"),
     "relay": ("minilb.relay", "run a forking relay in front of servers (lesson 4)"),
     "client": ("minilb.client", "send requests to the balancer"),
     "hosts": ("minilb.client", "run closed-loop client hosts (default: the course's five)"),

@@ -117,6 +117,9 @@ def send_bytes(address: tuple[str, int], data: bytes, timeout: float = REPLY_TIM
     """Send raw ``data`` on a new connection and return everything sent back before close."""
     with socket.create_connection(address, timeout=timeout) as sock:
         sock.sendall(data)
+        # Says "no more requests": a kit server, which takes many per connection, then closes
+        # once it has echoed this one.
+        sock.shutdown(socket.SHUT_WR)
         return read_until_closed(sock, timeout)
 
 

@@ -120,13 +120,14 @@ def run_demo(
     live: bool,
     workloads: Mapping[str, str],
     cluster: Cluster | None = None,
+    persistent: bool = False,
 ) -> int:
     """Run ``workloads`` on ``cluster`` (default: one on loopback) and report."""
     console = Console()
     fleet = DEFAULT_FLEET
     plans = {host: parse_workload(text) for host, text in workloads.items()}
     results: dict[str, list[Exchange]] = {}
-    with cluster or Cluster(fleet, unit, policy) as cluster:
+    with cluster or Cluster(fleet, unit, policy, persistent=persistent) as cluster:
         console.print(f"balancer listening on {cluster.address[0]}:{cluster.address[1]}, "
                       f"servers {', '.join(f'{h}:{p}' for h, p in cluster.server_addresses)}")
         failures: list[BaseException] = []
@@ -213,6 +214,8 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--lab-prefix", default=None, metavar="PREFIX",
                         help="the lab's prefix (as 'minilb lab --prefix'; default "
                         "$MINILB_LAB_PREFIX or mlb)")
+    parser.add_argument("--persistent", action="store_true",
+                        help="the balancer keeps one connection per server (the course's model)")
     add_student_argument(parser)
     parser.set_defaults(handler=_run)
 
@@ -231,7 +234,8 @@ def _run(args: argparse.Namespace) -> int:
         from minilb.lab_cluster import LabCluster, check_client_hosts
 
         check_client_hosts(workloads)
-        cluster = LabCluster(check_prefix(args.lab_prefix or default_prefix()), args.unit, policy)
+        cluster = LabCluster(check_prefix(args.lab_prefix or default_prefix()), args.unit, policy,
+                             persistent=args.persistent)
     out_dir = args.out or tempfile.mkdtemp(prefix="minilb-demo-")
     live = not args.no_live and sys.stdout.isatty()
-    return run_demo(args.unit, policy, out_dir, live, workloads, cluster)
+    return run_demo(args.unit, policy, out_dir, live, workloads, cluster, args.persistent)

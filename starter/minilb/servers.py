@@ -1,8 +1,14 @@
 """The simulated servers: ``minilb server KIND --port P [--host H] [--unit SECONDS]``.
 
-A server accepts any number of connections but works on one request at a time, in the order the
-requests arrived (a FIFO queue): a request of cost ``c`` takes ``c * unit`` seconds after the
-previous one is done, then the server echoes its 2 bytes and closes the connection.
+A server works on one request at a time, in the order the requests arrived (one FIFO queue over
+all requests of all connections): a request of cost ``c`` takes ``c * unit`` seconds after the
+previous one is done, then the server echoes its 2 bytes on the connection it came from.
+
+A connection may carry any number of requests, one after another or all at once, and gets the
+echoes in the same order. The server never closes a connection first: it closes once the peer
+has closed its side and every echo owed on it has been sent. So both connection models work:
+one connection per request (send 2 bytes, read the echo, close) and the original course's one
+long-lived connection per server (``minilb balancer --persistent``, the course's own balancers).
 
 It is a single-threaded event loop (``selectors``): reading requests, the queue and the replies
 all happen in one loop, so a silent client or one that vanishes can never stall the others.
@@ -27,12 +33,21 @@ from minilb.protocol import (
 )
 from minilb.timeline import service_time
 
-READ_TIMEOUT = 10.0  # seconds a client may take to send its 2 bytes
+READ_TIMEOUT = 10.0  # seconds a client may take to send a whole request (2 bytes)
+
+
+@dataclass
+class _Connection:
+    sock: socket.socket
+    data: bytes = b""  # bytes of a request not complete yet
+    deadline: float | None = None  # while a request is incomplete (or none has come yet)
+    owed: int = 0  # echoes queued for this connection, not sent yet
+    last_words: bytes | None = None  # once set: read no more; send it after the echoes, close
 
 
 @dataclass
 class _Job:
-    sock: socket.socket
+    connection: _Connection
     reply: bytes
     done_at: float  # monotonic seconds
 
@@ -50,7 +65,7 @@ class FifoServer:
         self.listener.setblocking(False)
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ)
-        self.arriving: dict[socket.socket, tuple[bytes, float]] = {}  # data so far, deadline
+        self.connections: dict[socket.socket, _Connection] = {}
         self.queue: deque[_Job] = deque()
         # When the last queued job is due on the server's ideal clock. Jobs are chained on these
         # ideal times, not on when the loop got round to replying, so small delays in the loop
@@ -63,7 +78,7 @@ class FifoServer:
 
     def serve_once(self) -> None:
         """Wait for the next event (a connection, some bytes, a job done), then handle it."""
-        wake_times = [deadline for _, deadline in self.arriving.values()]
+        wake_times = [c.deadline for c in self.connections.values() if c.deadline is not None]
         if self.queue:
             wake_times.append(self.queue[0].done_at)
         timeout = max(min(wake_times) - time.monotonic(), 0.0) if wake_times else None
@@ -71,15 +86,16 @@ class FifoServer:
             if key.fileobj is self.listener:
                 self._accept_all()
             else:
-                self._read(key.fileobj)
+                self._read(self.connections[key.fileobj])
         now = time.monotonic()
         while self.queue and self.queue[0].done_at <= now:
             job = self.queue.popleft()
-            close_with(job.sock, job.reply)
-        for sock, (_, deadline) in list(self.arriving.items()):
-            if deadline <= now:
+            job.connection.owed -= 1
+            self._send(job.connection, job.reply)
+        for connection in list(self.connections.values()):
+            if connection.deadline is not None and connection.deadline <= now:
                 reason = f"timed out: no complete request within {self.read_timeout:g} s"
-                self._drop(sock, error_reply(reason))
+                self._finish(connection, error_reply(reason))
 
     def _accept_all(self) -> None:
         while True:
@@ -91,43 +107,66 @@ class FifoServer:
                 print(f"minilb server: accept failed: {error}", file=sys.stderr)
                 return
             sock.setblocking(False)
-            self.arriving[sock] = (b"", time.monotonic() + self.read_timeout)
+            deadline = time.monotonic() + self.read_timeout
+            self.connections[sock] = _Connection(sock, deadline=deadline)
             self.selector.register(sock, selectors.EVENT_READ)
 
-    def _read(self, sock: socket.socket) -> None:
-        data, deadline = self.arriving[sock]
+    def _read(self, connection: _Connection) -> None:
         try:
-            chunk = sock.recv(64)
+            chunk = connection.sock.recv(4096)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:  # reset by the peer: nobody left to answer
-            self._drop(sock)
+            self._close(connection)
             return
-        data += chunk
-        if chunk and len(data) < REQUEST_SIZE:
-            self.arriving[sock] = (data, deadline)  # more is on its way
-        elif not data:
-            self._drop(sock)  # connected and left without a word (a health check)
-        elif len(data) < REQUEST_SIZE:
-            self._drop(sock, error_reply(f"short request {data!r}: a request is 2 bytes"))
-        elif len(data) > REQUEST_SIZE:
-            self._drop(sock, error_reply(f"extra bytes after the request: {data[:16]!r}"))
-        else:
+        if not chunk:  # the peer has closed its side
+            if connection.data:
+                reason = f"short request {connection.data!r}: a request is 2 bytes"
+                self._finish(connection, error_reply(reason))
+            else:
+                self._finish(connection, b"")  # a health check, or a client that is done
+            return
+        data = connection.data + chunk
+        whole = len(data) - len(data) % REQUEST_SIZE
+        for at in range(0, whole, REQUEST_SIZE):
             try:
-                request = decode_request(data)
+                request = decode_request(data[at : at + REQUEST_SIZE])
             except ProtocolError as error:
-                self._drop(sock, error_reply(str(error)))
+                self._finish(connection, error_reply(str(error)))
                 return
-            self.selector.unregister(sock)
-            del self.arriving[sock]
             start = max(time.monotonic(), self.busy_until)
             self.busy_until = start + service_time(self.kind, request) * self.unit
-            self.queue.append(_Job(sock, data, self.busy_until))
+            self.queue.append(_Job(connection, data[at : at + REQUEST_SIZE], self.busy_until))
+            connection.owed += 1
+        connection.data = data[whole:]
+        # An idle connection may wait for ever between requests; half a request may not.
+        connection.deadline = time.monotonic() + self.read_timeout if connection.data else None
 
-    def _drop(self, sock: socket.socket, reply: bytes = b"") -> None:
-        self.selector.unregister(sock)
-        del self.arriving[sock]
-        close_with(sock, reply)
+    def _finish(self, connection: _Connection, last_words: bytes) -> None:
+        """Read no more from ``connection``; once its echoes are out, send ``last_words`` (an
+        error line, or nothing) and close it."""
+        if connection.last_words is None:
+            self.selector.unregister(connection.sock)
+        connection.last_words, connection.deadline, connection.data = last_words, None, b""
+        self._send(connection, b"")
+
+    def _send(self, connection: _Connection, reply: bytes) -> None:
+        if connection.sock.fileno() == -1:
+            return  # the peer vanished; its queued work is still done, in order
+        try:
+            connection.sock.sendall(reply)  # 2 bytes: they fit in the socket's buffer
+        except OSError:
+            self._close(connection)
+            return
+        if connection.owed == 0 and connection.last_words is not None:
+            del self.connections[connection.sock]
+            close_with(connection.sock, connection.last_words)
+
+    def _close(self, connection: _Connection) -> None:
+        if connection.last_words is None:
+            self.selector.unregister(connection.sock)
+        self.connections.pop(connection.sock, None)
+        connection.sock.close()
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:

@@ -223,6 +223,7 @@ def _kill_child(pid: int, uid: int | None) -> None:
         pass
     if uid is not None:
         jail.kill_all(uid)  # processes that left the session (setsid) too
+        uid_sandbox.remove_files_of(uid)  # the uid sandbox writes in the machine's /tmp
 
 
 _LIVE_CGROUPS: set[SandboxCgroup] = set()  # their cgroups, removed with them
@@ -402,6 +403,10 @@ class SandboxedStudent:
             return
         self.functions = {name for name in ready.get("functions", []) if isinstance(name, str)}
         self.cell_errors = [str(note)[:400] for note in ready.get("cell_errors", [])][:20]
+        if self._out_of_memory():
+            self.cell_errors.append(f"the sandbox ran out of memory (at most {self._memory_cap()}"
+                                    " for all its processes and files together) and some of "
+                                    "its processes were killed")
 
     def _send(self, message: dict) -> None:
         assert self._process is not None and self._process.stdin is not None
@@ -446,6 +451,9 @@ class SandboxedStudent:
         except OSError:
             return None
 
+    def _memory_cap(self) -> str:
+        return f"{self.limits.memory_bytes / (1 << 20):g} MiB"
+
     def _out_of_memory(self) -> bool:
         try:
             return self._cgroup is not None and self._cgroup.out_of_memory()
@@ -459,9 +467,8 @@ class SandboxedStudent:
         except subprocess.TimeoutExpired:
             return "the process stopped answering"
         if self._out_of_memory():
-            return (f"the sandbox ran out of memory (at most "
-                    f"{self.limits.memory_bytes / (1 << 20):g} MiB for all its processes and "
-                    "files together)")
+            return (f"the sandbox ran out of memory (at most {self._memory_cap()} for all its "
+                    "processes and files together)")
         if code < 0 or code > 128:
             number = -code if code < 0 else code - 128
             name = signal.Signals(number).name if number in signal.Signals._value2member_map_ \

@@ -7,7 +7,8 @@ still do there is change user. ``enter`` runs between fork and exec, as root:
 1. the sandbox's cgroup (memory, pids, CPU time) where the machine lets the grader make one;
 2. rlimits, then a throwaway user id (``jail.uid_of``: ``UID_BASE`` + the child's pid, so the
    process limit binds it and ``jail.kill_all`` ends every process it made, wherever it went);
-3. ``PR_SET_PDEATHSIG``; the grader starts it in a new session and kills that at the end.
+3. ``PR_SET_PDEATHSIG``; the grader starts it in a new session and kills that at the end,
+   with every process of the uid, and deletes what the uid left in /tmp, /var/tmp, /dev/shm.
 
 What hides the kit is file modes, not a private view: the student's code sees the machine's
 files as "other" sees them. So before it is used, ``works`` checks from a process of a
@@ -19,6 +20,7 @@ connect to the machine's other ports and see its process list.
 
 import functools
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Sequence
@@ -46,6 +48,28 @@ def enter(home: str, set_limits: Callable[[], None], join_cgroup: Callable[[], N
     drop_to(uid)
     os.chdir(home)
     set_parent_death_signal(signal.SIGKILL)  # after setuid, which clears it
+
+
+SHARED_DIRS = ("/tmp", "/var/tmp", "/dev/shm")  # where any user may write
+
+
+def remove_files_of(uid: int) -> None:
+    """Delete what ``uid`` left in the machine's shared writable directories."""
+    for directory in SHARED_DIRS:
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 READ_PROBE = """

@@ -6,7 +6,8 @@ its ``run_autograder`` runs as root in a container-like process: ``capsh`` drops
 a seccomp filter (``no_namespaces.py``) refuses new namespaces, and ``/sys/fs/cgroup`` is
 hidden (Docker shows it read-only). Neither bubblewrap nor the jail can run there, so the uid
 sandbox must: the solved notebook gets full marks, results.json names the sandbox, and a
-notebook that tries to read the hidden tests and the reference reads nothing. The positive
+notebook that tries to read the hidden tests and the reference reads nothing, and what it
+leaves in /tmp or as a daemon outside its session is gone afterwards. The positive
 control: before ``run_autograder`` takes other users' access away, the same throwaway uid can
 read those files.
 
@@ -33,6 +34,7 @@ from autograder import gradescope, uid_sandbox
 LESSON = "01_cost_matrix"
 PYTHON310 = sorted(Path("/root/.pyenv/versions").glob("3.10.*"))
 TESTS = Path(__file__).resolve().parent
+LEFTOVER_SECONDS = "307.25"  # a daemon's unusual argument, to find it again
 MARKERS = ["EXERCISES = [", "def grade_exercise", "length * FACTORS[kind][request_type]"]
 STEAL = """
 import glob
@@ -45,6 +47,14 @@ def _read(path):
 FOUND = [_read(path) for pattern in ("{kit}/autograder/**/*.py",
          "{kit}/reference_solution/**/*.py", "/tmp/minilb-gradescope-*/**/*.py")
          for path in glob.glob(pattern, recursive=True)]
+import os
+with open("/tmp/{leftover}", "w") as handle:  # the uid sandbox shares the machine's /tmp
+    handle.write("left behind")
+if os.fork() == 0:  # a daemon that leaves the session
+    os.setsid()
+    if os.fork() == 0:
+        os.execv("/bin/sleep", ["sleep", "{leftover_seconds}"])
+    os._exit(0)
 def processing_time(kind, request_type, length):
     return "".join(FOUND) or "nothing"
 def cost_matrix(fleet=None):
@@ -155,11 +165,25 @@ def test_run_autograder_on_python310_without_cap_sys_admin_uses_the_uid_sandbox(
     assert results["score"] == 10, results
     assert results["extra_data"]["sandbox"] == "uid"
 
-    _submit(root, [STEAL.format(kit=kit)])
+    leftover = f"{root.name}-leftover"
+    _submit(root, [STEAL.format(kit=kit, leftover=leftover, leftover_seconds=LEFTOVER_SECONDS)])
     done = _run_autograder_in_container(root, venv310)
     text = (root / "results" / "results.json").read_text()
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(text)["score"] == 0
     assert not any(marker in text for marker in MARKERS)
     assert uid_sandbox.readable_by_others("/usr/bin/python3", secrets) == (True, [])
+    assert not (Path("/tmp") / leftover).exists(), "the uid sandbox left a file in /tmp"
+    assert not _processes_running(["sleep", LEFTOVER_SECONDS]), "a daemon outlived the sandbox"
+
+
+def _processes_running(argv: list[str]) -> list[int]:
+    wanted, found = ("\0".join(argv) + "\0").encode(), []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes() == wanted:
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
     assert sys.version_info >= (3, 11)  # the kit's own tests run on 3.11; the zip on 3.10

@@ -99,6 +99,9 @@ def test_two_memory_hostile_notebooks_on_two_workers_stay_within_two_caps(tmp_pa
     assert set(grades) == {"alice", "forker", "hog"}
     assert grades["alice"]["score"] == grades["alice"]["max_score"]
     assert float(grades["forker"]["score"]) == 0 and float(grades["hog"]["score"]) == 0
+    for student in ("forker", "hog"):  # the reason, in the grader's words
+        feedback = (tmp_path / "out" / "feedback" / f"{student}.md").read_text()
+        assert "the sandbox ran out of memory (at most 1024 MiB" in feedback, feedback
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="cgroups are made by root")

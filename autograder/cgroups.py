@@ -164,6 +164,14 @@ def cpu_seconds_of(pids: set[int]) -> float:
     return total / TICKS
 
 
+def _real_uid(process: Path) -> int:
+    """From ``status``: the directory's owner changes when a process makes itself undumpable."""
+    for line in (process / "status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise ValueError("no Uid line")
+
+
 def processes_of(root: int | None = None, uid: int | None = None) -> set[int]:
     """The pids below ``root`` (itself included) or running as ``uid``, from ``/proc``."""
     parents: dict[int, int] = {}
@@ -172,10 +180,10 @@ def processes_of(root: int | None = None, uid: int | None = None) -> set[int]:
         if not entry.name.isdigit():
             continue
         try:
-            if uid is not None and entry.stat().st_uid == uid:
+            if uid is not None and _real_uid(entry) == uid:
                 found.add(int(entry.name))
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+        except (OSError, IndexError, ValueError):
             continue
         parents[int(entry.name)] = int(fields[1])
     if root is not None:

@@ -26,10 +26,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import nbformat
 import pytest
 from notebook_fixtures import solved_notebook, write_notebook
 
 from autograder import gradescope, uid_sandbox
+from autograder.rubric import RUBRIC
 
 LESSON = "01_cost_matrix"
 PYTHON310 = sorted(Path("/root/.pyenv/versions").glob("3.10.*"))
@@ -187,3 +189,31 @@ def _processes_running(argv: list[str]) -> list[int]:
             pass
     return found
     assert sys.version_info >= (3, 11)  # the kit's own tests run on 3.11; the zip on 3.10
+
+
+def test_speed_is_cpu_time_in_the_uid_sandbox_too(venv310: Path) -> None:
+    """Lesson 3's budgets, where no cgroup exists: CPU time of the uid's processes (/proc)."""
+    from test_cpu_budget import SLOWER  # a correct solver spending 0.5 s of CPU per large batch
+
+    lesson = "03_optimal_makespan"
+    root = Path(tempfile.mkdtemp(prefix="minilb-gradescope-"))
+    try:
+        root.chmod(0o755)
+        gradescope.build_package(root / "autograder.zip", lesson)
+        _unpack(root / "autograder.zip", root / "source")
+        scores = {}
+        for name, extra in (("slower", SLOWER), ("too slow", SLOWER.replace("< 0.5", "< 1.5"))):
+            notebook = solved_notebook(lesson, root / "submission" / f"{lesson}.ipynb")
+            cells = nbformat.read(notebook, as_version=4)
+            cells.cells.append(nbformat.v4.new_code_cell(extra))
+            nbformat.write(cells, notebook)
+            done = _run_autograder_in_container(root, venv310)
+            assert done.returncode == 0, done.stderr[-2000:]
+            results = json.loads((root / "results" / "results.json").read_text())
+            assert results["extra_data"]["sandbox"] == "uid"
+            scores[name] = results["score"]
+            shutil.rmtree(root / "submission")
+    finally:
+        shutil.rmtree(root)
+    full = sum(exercise.points for exercise in RUBRIC[lesson])
+    assert scores == {"slower": full, "too slow": full - 1.0}, scores  # both speed groups lost

@@ -38,7 +38,10 @@ HOGS = 6
 
 @pytest.fixture
 def six_cpu_hogs():
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(HOGS)]
+    # Each in a session of its own: the scheduler shares the CPU between sessions first
+    # (autogroups), and the sandbox runs in its own session.
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+            for _ in range(HOGS)]
     yield hogs
     for hog in hogs:
         hog.kill()

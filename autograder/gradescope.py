@@ -9,8 +9,14 @@ building twice gives the same bytes.
 
 Gradescope unpacks it into ``/autograder/source``; ``run_autograder`` grades the lesson's
 notebook in ``/autograder/submission`` (found by name; other notebooks are ignored, and the
-student is told) and writes ``/autograder/results/results.json``. Where bubblewrap cannot run,
-nothing is graded unless the zip was built with ``--unsafe-no-sandbox``. The root
+student is told) and writes ``/autograder/results/results.json``. It runs on Gradescope's
+base image as it is (Ubuntu 22.04: Python 3.10; ``tomli`` stands in for ``tomllib``). The
+sandbox is the best that runs there (``sandbox.isolation``: bubblewrap, else the jail, else the
+uid sandbox that needs neither CAP_SYS_ADMIN nor user namespaces, which Gradescope's containers
+probably lack); ``run_autograder`` first makes ``source/`` unreadable to other users, so the
+uid sandbox cannot read the hidden tests either. A Gradescope container grades one submission
+and is thrown away, so a weaker sandbox there risks no other student's work: what it must hide
+is the kit. results.json says which sandbox ran (``extra_data.sandbox``). The root
 ``/autograder`` can be moved with ``AUTOGRADER_ROOT`` (the tests use a temporary one). The
 reference package is put on ``PYTHONPATH``, never installed into site-packages: the sandbox
 shows site-packages to student code.
@@ -32,7 +38,8 @@ from pathlib import Path
 
 KIT = Path(__file__).resolve().parent.parent
 SHIPPED = ("autograder/**/*.py", "reference_solution/minilb/*.py", "pyproject.toml")
-REQUIREMENTS = ("rich>=13", "python-dateutil>=2.8")  # what grading needs beyond the stdlib
+REQUIREMENTS = ("rich>=13", "python-dateutil>=2.8",  # what grading needs beyond the stdlib
+                'tomli>=1.1; python_version < "3.11"')
 ZIP_TIME = (2024, 1, 1, 0, 0, 0)
 MAX_OTHERS, MAX_NAME = 10, 80  # other uploaded notebooks named in the output
 
@@ -43,6 +50,8 @@ apt-get update
 DEBIAN_FRONTEND=noninteractive apt-get install -y bubblewrap python3 python3-pip
 python3 -m pip install --break-system-packages -r /autograder/source/requirements.txt \\
     || python3 -m pip install -r /autograder/source/requirements.txt
+python3 -c 'import sys; assert sys.version_info >= (3, 10), sys.version'
+chmod -R go-rwx /autograder/source  # the hidden tests: unreadable to the sandbox's user
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -59,6 +68,7 @@ write_fallback() {{  # whatever failed, the student gets a result (score 0, the 
 }}
 trap write_fallback EXIT
 rm -f "$results"
+chmod -R go-rwx "$root/source"  # the uid sandbox (no CAP_SYS_ADMIN) must not read the kit
 cd "$kit"
 PYTHONPATH="$kit:$kit/reference_solution" python3 -m autograder.gradescope "$root" \\
     --lesson {lesson}{unsafe}
@@ -162,13 +172,14 @@ def _submitted_at(root: Path):  # noqa: ANN202  (datetime | None)
 def grade_gradescope_submission(root: Path, lesson: str, allow_unsafe: bool = False) -> dict:
     """Grade ``lesson``'s notebook in ``root/submission``: the content of results.json.
 
-    Raises ``SandboxRefused`` where student code cannot be isolated as asked."""
+    Raises ``SandboxRefused`` where no sandbox runs here (``allow_unsafe`` is kept for old
+    zips: the best sandbox that runs is used either way, see the module's docstring)."""
     from autograder.grade import Submission, apply_late_policy, grade_submission
     from autograder.late import POLICY_FILE, read_policy
     from autograder.reports import gradescope_results, shown_name
     from autograder.sandbox import require_isolation
 
-    require_isolation(allow_unsafe)
+    kind = require_isolation(allow_unsafe=True)
     submission = root / "submission"
     notebook, others = _find_notebook(submission, lesson)
     handed_in = Submission("submission", lesson, notebook, _submitted_at(root))
@@ -177,6 +188,7 @@ def grade_gradescope_submission(root: Path, lesson: str, allow_unsafe: bool = Fa
     if policy_file.is_file():
         grade = apply_late_policy(grade, handed_in, read_policy(policy_file))
     results = gradescope_results(grade)
+    results["extra_data"] = {**results.get("extra_data", {}), "sandbox": kind}
     if others:
         names = ", ".join(shown_name(str(path.relative_to(submission)))[:MAX_NAME]
                           for path in others[:MAX_OTHERS])  # names the student chose: escaped, cut
@@ -198,7 +210,7 @@ def _results(root: Path, lesson: str, allow_unsafe: bool) -> tuple[dict, int]:
             print(f"run_autograder: {refused}", file=sys.stderr)
             return {**FALLBACK, "output": "The autograder cannot isolate "
                     "submitted code on this machine, so nothing was graded: please tell your "
-                    "instructor."}, 1
+                    "instructor.", "extra_data": {"sandbox": "none"}}, 1
     except Exception as error:  # noqa: BLE001  (the grader's own failure: still a result)
         print(f"run_autograder: the grader failed: {type(error).__name__}: {error}",
               file=sys.stderr)

@@ -2,11 +2,13 @@
 
 The child is started by ``enter`` (a ``preexec_fn``), which runs as root between fork and exec:
 
+0. the sandbox's cgroup (``cgroups.py``: memory with swap, pids, CPU time), where one exists;
 1. new mount, network, IPC and UTS namespaces (no network but its own loopback, which lesson 4's
    socket exercises use; mounts stay private);
 2. a tmpfs root holding read-only bind mounts of exactly what bubblewrap would show: the system
    directories, the Python installation, site-packages, this lesson's copy of ``minilb`` and
-   ``/dev/null``, plus an empty writable ``/tmp``; then ``chroot`` into it. The kit, its hidden
+   ``/dev/null``, plus a small writable ``/tmp``; then ``chroot`` into it (the root itself is
+   a read-only 1 MiB tmpfs, so ``/tmp`` is the only place to write). The kit, its hidden
    tests, the reference solution and other students' work are simply not in that tree;
 3. rlimits, then a throwaway user id (``UID_BASE`` + the child's pid: unique on this machine,
    so the process limit counts only this child, and ``kill_all`` can end every process it made,
@@ -35,7 +37,6 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 IFREQ = struct.Struct("16sH22x")  # struct ifreq: the interface name, then its flags
-TMP_BYTES = 64 << 20
 
 # (kind, source, target): "bind" shows source read-only at target, "symlink" links target to
 # source. The same layout bubblewrap gets (sandbox.layout).
@@ -70,8 +71,13 @@ def _loopback_up() -> None:
         fcntl.ioctl(handle, SIOCSIFFLAGS, IFREQ.pack(b"lo", current | IFF_UP))
 
 
-def enter(root: str, layout: list[Mount], set_limits: Callable[[], None]) -> None:
-    """Between fork and exec, as root: build the jail at ``root``, enter it, drop to its uid."""
+def enter(root: str, layout: list[Mount], set_limits: Callable[[], None],
+          join_cgroup: Callable[[], None] = lambda: None, tmp_bytes: int = 64 << 20) -> None:
+    """Between fork and exec, as root: build the jail at ``root``, enter it, drop to its uid.
+
+    ``join_cgroup`` runs first (``/sys/fs/cgroup`` is not in the jail); ``/tmp`` holds at most
+    ``tmp_bytes``, charged to that cgroup's memory."""
+    join_cgroup()
     os.umask(0o022)
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
     _loopback_up()
@@ -92,7 +98,7 @@ def enter(root: str, layout: list[Mount], set_limits: Callable[[], None]) -> Non
         _mount(None, inside, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID
                | (0 if device else MS_NODEV))
     os.makedirs(root + "/tmp")
-    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={TMP_BYTES},mode=1777")
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_bytes},mode=1777")
     _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     os.chroot(root)
     os.chdir("/tmp")

@@ -124,6 +124,7 @@ class InProcessStudent:
     def __init__(self, replacements: dict[str, str] | None = None, max_timeout: float = 60) -> None:
         self.namespace: dict[str, Any] = {}
         self.max_timeout = max_timeout
+        self.cpu_seconds_of_last_call: float | None = None
         for module in EXERCISE_MODULES:
             exec(compile(module_source(module), module.__name__, "exec"), self.namespace)
         for source in (replacements or {}).values():
@@ -141,6 +142,7 @@ class InProcessStudent:
         target = self.namespace[function]
         if harness is not None:  # the same binding the sandboxed child makes
             target = bind_harness(harness, target)
+        started = time.process_time()  # budgets are CPU time, as the sandbox measures them
         try:
             with time_limit(min(timeout, self.max_timeout)):
                 result = target(*plain_args)
@@ -149,6 +151,8 @@ class InProcessStudent:
         except Exception as error:
             bases = tuple(cls.__name__ for cls in type(error).__mro__[1:])
             raise StudentCallError("raised", type(error).__name__, str(error), bases) from None
+        finally:
+            self.cpu_seconds_of_last_call = time.process_time() - started
         try:
             return json.loads(json.dumps(result, allow_nan=False))
         except (TypeError, ValueError):

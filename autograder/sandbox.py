@@ -3,13 +3,20 @@
 ``SandboxedStudent`` implements ``contract.Student``. The child (``child.py``) runs under
 bubblewrap: every namespace unshared (no network, its own PIDs, so it cannot even see the
 grader), an unprivileged user inside, read-only views of only the Python installation,
-third-party packages and this lesson's copy of ``minilb``; an empty private /tmp. CPU time,
-memory, open files and file sizes are capped with rlimits, the number of processes with a pids
-cgroup where the machine allows one (``pids_cap.py``: the rlimit does not bind root, which is
-what bubblewrap's user is outside when the grader runs as root), and the whole process tree
-dies with the sandbox. Where bubblewrap cannot run, grading refuses
-(``require_isolation``) unless the instructor accepts the weaker ``jail.py`` (root only: the same
-view of the files, no network, a throwaway user id, but no PID namespace).
+third-party packages and this lesson's copy of ``minilb``; small private tmpfs for /tmp and
+/dev/shm, a read-only /dev. CPU time, memory, open files and file sizes are capped with rlimits
+per process, and the whole sandbox (memory with swap and tmpfs, processes) by its cgroup where
+the machine allows one (``cgroups.py``: rlimits are per process or per user, and do not bind
+root, which bubblewrap's user is outside when the grader runs as root). The whole process tree
+dies with the sandbox. Where bubblewrap cannot run, grading refuses (``require_isolation``)
+unless the instructor accepts a weaker sandbox, the best that runs here: ``jail.py`` (root
+allowed to mount: the same view of the files, no network, a throwaway user id, no PID
+namespace), else ``uid_sandbox.py`` (root without CAP_SYS_ADMIN, as on Gradescope: a throwaway
+user id, the kit hidden by file modes).
+
+Speed is graded in CPU time, never wall time, so that the points do not depend on the machine's
+load: ``cpu_seconds_of_last_call`` is what the sandbox's processes used during the last call,
+read from the grader's side (the cgroup, else ``/proc``).
 
 A call that times out or kills the child costs only that call: the child is killed and a fresh
 one (same code) answers the next call. A function that timed out twice is not called again, and
@@ -34,10 +41,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autograder import child, jail
+from autograder import child, jail, uid_sandbox
+from autograder.cgroups import SandboxCgroup, cpu_seconds_of, processes_of
 from autograder.contract import LESSONS, StudentCallError, cell_error_notes
-from autograder.handout import earlier_exercises, exercise_modules, lesson_package
-from autograder.pids_cap import PidsCap
+from autograder.handout import (
+    REFERENCE_PACKAGE,
+    earlier_exercises,
+    exercise_modules,
+    lesson_package,
+)
 
 CHILD_SOURCE = Path(child.__file__).read_text()
 SANDBOX_TAG = "MINILB_SANDBOX"  # an environment variable every sandboxed process starts with
@@ -53,10 +65,12 @@ class Limits:
     timeouts_per_function: int = 2
     restarts: int = 20
     cpu_seconds: int = 60
-    memory_bytes: int = 1 << 30
+    memory_bytes: int = 1 << 30  # per process (rlimit) and for the whole sandbox (cgroup)
     processes: int = 256  # threads count too: lesson 4 runs 50 clients and their forked relays
     open_files: int = 1024
     file_bytes: int = 16 << 20
+    tmp_bytes: int = 64 << 20  # the private /tmp
+    shm_bytes: int = 16 << 20  # the private /dev/shm
     reply_bytes: int = 16 << 20
 
 
@@ -70,11 +84,15 @@ def _set_limits(limits: Limits) -> None:
         resource.setrlimit(name, (value, value))
 
 
-def _enter_bubblewrap(limits: Limits, pids_cap: PidsCap | None) -> None:
-    """Between fork and exec of bubblewrap: rlimits, and the pids cgroup that binds root too."""
+def _join(cgroup: SandboxCgroup | None) -> None:
+    if cgroup is not None:
+        cgroup.join()
+
+
+def _enter_bubblewrap(limits: Limits, cgroup: SandboxCgroup | None) -> None:
+    """Between fork and exec of bubblewrap: rlimits, and the cgroup that binds root too."""
     _set_limits(limits)
-    if pids_cap is not None:
-        pids_cap.join()
+    _join(cgroup)
 
 
 def _python() -> str:
@@ -100,12 +118,16 @@ def layout(package_dir: Path) -> list[jail.Mount]:
                      ("bind", str(package_dir), PACKAGE_MOUNT)]
 
 
-def _bwrap_command(package_dir: Path) -> list[str]:
+def _bwrap_command(package_dir: Path, limits: Limits) -> list[str]:
     command = ["bwrap", "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid",
                str(NOBODY), "--die-with-parent", "--new-session", "--disable-userns"]
     for kind, source, target in layout(package_dir):
         command += ["--symlink" if kind == "symlink" else "--ro-bind", source, target]
-    return command + ["--proc", "/proc", "--dev", "/dev", "--size", str(64 << 20),
+    # bubblewrap's /dev is an unbounded tmpfs the sandbox's user owns: read-only, but for its
+    # devices and a small /dev/shm (``--size`` only applies to ``--tmpfs``).
+    return command + ["--proc", "/proc", "--dev", "/dev",
+                      "--size", str(limits.shm_bytes), "--tmpfs", "/dev/shm",
+                      "--remount-ro", "/dev", "--size", str(limits.tmp_bytes),
                       "--tmpfs", "/tmp", "--chdir", "/tmp", "--"]
 
 
@@ -117,7 +139,7 @@ def _jail_layout(package_dir: Path) -> list[jail.Mount]:
 def bubblewrap_works() -> bool:
     """Whether bubblewrap can start Python here (probed once); warns once when it cannot."""
     if shutil.which("bwrap") is not None:
-        probe = _bwrap_command(lesson_package(next(iter(LESSONS))))
+        probe = _bwrap_command(lesson_package(next(iter(LESSONS))), Limits())
         try:
             done = subprocess.run([*probe, _python(), "-I", "-S", "-c", "pass"],
                                   capture_output=True, timeout=30)
@@ -143,12 +165,34 @@ def jail_works() -> bool:
         root.rmdir()
 
 
+def _secrets() -> tuple[str, ...]:
+    """Files the uid sandbox must find unreadable: every hidden test and reference module."""
+    hidden = Path(__file__).resolve().parent / "hidden"
+    return tuple(str(path) for path in sorted([*hidden.glob("*.py"),
+                                               *REFERENCE_PACKAGE.glob("*.py")]))
+
+
+def uid_sandbox_problem() -> str:
+    """"" when the uid sandbox can run here with the kit hidden from it, else why not."""
+    return uid_sandbox.works(_python(), _secrets())
+
+
+def isolation() -> str:
+    """The best sandbox that runs here: "bubblewrap", "jail", "uid" or "" (none)."""
+    if bubblewrap_works():
+        return "bubblewrap"
+    if jail_works():
+        return "jail"
+    return "" if uid_sandbox_problem() else "uid"
+
+
 class SandboxRefused(ValueError):
     """Student code cannot be isolated here as asked: the message says what to do."""
 
 
 def require_isolation(allow_unsafe: bool) -> str:
-    """How student code will be isolated ("bubblewrap" or "jail"), or ``SandboxRefused``."""
+    """How student code will be isolated ("bubblewrap", "jail" or "uid"), or
+    ``SandboxRefused``. Without ``allow_unsafe`` only bubblewrap is accepted."""
     if bubblewrap_works():
         return "bubblewrap"
     if not allow_unsafe:
@@ -156,17 +200,19 @@ def require_isolation(allow_unsafe: bool) -> str:
             "bubblewrap cannot run here, so student code could read the hidden tests: install "
             "it (apt-get install bubblewrap) and allow unprivileged user namespaces, or pass "
             "--unsafe-no-sandbox to accept a weaker sandbox (needs root: private mounts, no "
-            "network, a throwaway user id, no PID namespace)")
-    if not jail_works():
+            "network, a throwaway user id, no PID namespace; or, without CAP_SYS_ADMIN, only "
+            "a throwaway user id and the kit unreadable to other users)")
+    kind = isolation()
+    if not kind:
         raise SandboxRefused(
-            "--unsafe-no-sandbox needs root and permission to mount (CAP_SYS_ADMIN; in Docker: "
-            "--cap-add SYS_ADMIN) to hide the kit from student code; neither bubblewrap nor "
-            "that works here, so nothing is graded")
-    return "jail"
+            "--unsafe-no-sandbox needs root, and either permission to mount (CAP_SYS_ADMIN; in "
+            "Docker: --cap-add SYS_ADMIN) or a kit other users cannot read; neither works "
+            f"here ({uid_sandbox_problem()}), so nothing is graded")
+    return kind
 
 
-# Live children of this process: pid -> the jail uid (None under bubblewrap). ``kill_live``
-# empties it when the grader is told to stop.
+# Live children of this process: pid -> the throwaway uid (None under bubblewrap).
+# ``kill_live`` empties it when the grader is told to stop.
 _LIVE: dict[int, int | None] = {}
 
 
@@ -177,9 +223,10 @@ def _kill_child(pid: int, uid: int | None) -> None:
         pass
     if uid is not None:
         jail.kill_all(uid)  # processes that left the session (setsid) too
+        uid_sandbox.remove_files_of(uid)  # the uid sandbox writes in the machine's /tmp
 
 
-_LIVE_CAPS: set[PidsCap] = set()  # their pids cgroups, removed with them
+_LIVE_CGROUPS: set[SandboxCgroup] = set()  # their cgroups, removed with them
 
 
 def kill_live() -> None:
@@ -187,9 +234,9 @@ def kill_live() -> None:
     for pid, uid in list(_LIVE.items()):
         _kill_child(pid, uid)
     _LIVE.clear()
-    for cap in list(_LIVE_CAPS):
-        cap.remove()
-    _LIVE_CAPS.clear()
+    for cgroup in list(_LIVE_CGROUPS):
+        cgroup.remove()
+    _LIVE_CGROUPS.clear()
 
 
 def _to_wire(value: Any) -> Any:
@@ -229,14 +276,16 @@ class SandboxedStudent:
         self.startup_note = ""
         self._startup_kind = "crashed"
         self._process: subprocess.Popen | None = None
-        self._pids_cap: PidsCap | None = None
+        self._cgroup: SandboxCgroup | None = None
+        self.isolation = ""  # which sandbox the child runs in, once started
+        self.cpu_seconds_of_last_call: float | None = None  # None: could not be measured
         self._buffer = b""
         self._next_id = 0
         self._restarts = -1
         self._timeouts: dict[str, int] = {}
         self._deadline = time.monotonic() + self.limits.notebook_seconds
-        self._scratch: str | None = None  # the jail's root (an empty directory)
-        self._jail_uid: int | None = None
+        self._scratch: str | None = None  # the jail's root, or the uid sandbox's home
+        self._jail_uid: int | None = None  # the throwaway uid (jail and uid sandbox)
 
     def __enter__(self) -> "SandboxedStudent":
         self._start()
@@ -274,9 +323,14 @@ class SandboxedStudent:
         if harness is not None:
             request["harness"] = harness
         seconds = min(timeout, self.limits.call_seconds, remaining)
+        self.cpu_seconds_of_last_call = None
         try:
+            before = self._cpu_seconds()
             self._send(request)
             reply = self._receive(seconds, self._next_id)
+            after = self._cpu_seconds()
+            if before is not None and after is not None:
+                self.cpu_seconds_of_last_call = max(0.0, after - before)
         except _ChildGone as gone:
             self._kill()
             if gone.kind == "timeout":
@@ -302,30 +356,39 @@ class SandboxedStudent:
             return
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", SANDBOX_TAG: "1"}
         python = [_python(), "-I", "-S", "-B", "-c", CHILD_SOURCE]
-        if bubblewrap_works():
-            command = _bwrap_command(self.package_dir) + python
-            self._pids_cap = self._pids_cap or PidsCap.create(self.limits.processes)
-            if self._pids_cap is not None:
-                _LIVE_CAPS.add(self._pids_cap)
-            preexec = functools.partial(_enter_bubblewrap, self.limits, self._pids_cap)
-        else:
-            if os.getuid() != 0:
-                raise SandboxRefused("without bubblewrap, student code runs only as root's "
-                                     "jail (see jail.py)")
+        self.isolation = isolation()
+        if not self.isolation:
+            raise SandboxRefused("no sandbox can run here (see sandbox.require_isolation)")
+        self._cgroup = SandboxCgroup.create(self.limits.memory_bytes, self.limits.processes)
+        if self._cgroup is not None:
+            _LIVE_CGROUPS.add(self._cgroup)
+        set_limits = functools.partial(_set_limits, self.limits)
+        join = functools.partial(_join, self._cgroup)
+        path = [PACKAGE_MOUNT, SITE_MOUNT]
+        command = python
+        if self.isolation == "bubblewrap":
+            command = _bwrap_command(self.package_dir, self.limits) + python
+            preexec = functools.partial(_enter_bubblewrap, self.limits, self._cgroup)
+        elif self.isolation == "jail":
             self._scratch = self._scratch or tempfile.mkdtemp(prefix="minilb-jail-")
-            command = python
             preexec = functools.partial(jail.enter, self._scratch,
-                                        _jail_layout(self.package_dir),
-                                        functools.partial(_set_limits, self.limits))
+                                        _jail_layout(self.package_dir), set_limits, join,
+                                        self.limits.tmp_bytes)
+        else:  # the uid sandbox sees the real paths, and a private home instead of /tmp
+            shutil.rmtree(self._scratch or "", ignore_errors=True)
+            self._scratch = tempfile.mkdtemp(prefix="minilb-home-")
+            env.update(HOME=self._scratch, TMPDIR=self._scratch)
+            path = [str(self.package_dir), _site_packages()]
+            preexec = functools.partial(uid_sandbox.enter, self._scratch, set_limits, join)
         self._buffer = b""
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=env, start_new_session=True, preexec_fn=preexec)
-        self._jail_uid = None if command[0] == "bwrap" else jail.uid_of(self._process.pid)
+        self._jail_uid = None if self.isolation == "bubblewrap" else \
+            jail.uid_of(self._process.pid)
         _LIVE[self._process.pid] = self._jail_uid
         try:
-            self._send({"cells": self.cells, "given": self.given,
-                        "path": [PACKAGE_MOUNT, SITE_MOUNT]})
+            self._send({"cells": self.cells, "given": self.given, "path": path})
             ready = self._receive(min(self.limits.startup_seconds,
                                       max(0.0, self._deadline - time.monotonic())), None)
         except _ChildGone as gone:
@@ -337,6 +400,10 @@ class SandboxedStudent:
             return
         self.functions = {name for name in ready.get("functions", []) if isinstance(name, str)}
         self.cell_errors = cell_error_notes(ready.get("cell_errors"))  # in the grader's words
+        if self._out_of_memory():
+            self.cell_errors.append(f"the sandbox ran out of memory (at most {self._memory_cap()}"
+                                    " for all its processes and files together) and some of "
+                                    "its processes were killed")
 
     def _send(self, message: dict) -> None:
         assert self._process is not None and self._process.stdin is not None
@@ -368,12 +435,37 @@ class SandboxedStudent:
             if len(self._buffer) > self.limits.reply_bytes:
                 raise _ChildGone("crashed", "the answer was far too large")
 
+    def _cpu_seconds(self) -> float | None:
+        """CPU time the sandbox's processes used so far, seen from the grader's side."""
+        if self._process is None:
+            return None
+        try:
+            if self._cgroup is not None:
+                return self._cgroup.cpu_seconds()
+            if self._jail_uid is not None:  # every process of the throwaway uid
+                return cpu_seconds_of(processes_of(uid=self._jail_uid))
+            return cpu_seconds_of(processes_of(root=self._process.pid))
+        except OSError:
+            return None
+
+    def _memory_cap(self) -> str:
+        return f"{self.limits.memory_bytes / (1 << 20):g} MiB"
+
+    def _out_of_memory(self) -> bool:
+        try:
+            return self._cgroup is not None and self._cgroup.out_of_memory()
+        except OSError:
+            return False
+
     def _exit_description(self) -> str:
         assert self._process is not None
         try:
             code = self._process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return "the process stopped answering"
+        if self._out_of_memory():
+            return (f"the sandbox ran out of memory (at most {self._memory_cap()} for all its "
+                    "processes and files together)")
         if code < 0 or code > 128:
             number = -code if code < 0 else code - 128
             name = signal.Signals(number).name if number in signal.Signals._value2member_map_ \
@@ -388,10 +480,10 @@ class SandboxedStudent:
         _kill_child(process.pid, self._jail_uid)
         _LIVE.pop(process.pid, None)
         process.wait()
-        if self._pids_cap is not None:
-            self._pids_cap.remove()
-            _LIVE_CAPS.discard(self._pids_cap)
-            self._pids_cap = None
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            _LIVE_CGROUPS.discard(self._cgroup)
+            self._cgroup = None
         for stream in (process.stdin, process.stdout):
             try:
                 stream.close()  # type: ignore[union-attr]

@@ -268,7 +268,7 @@ class CountingStudent:
             raise StudentCallError("raised", "ValueError", str(error), ("Exception",)) from None
         if len(args[0]) == lesson03.LARGE:
             self.large_calls += 1
-            assert timeout == lesson03.BUDGET
+            assert timeout >= lesson03.BUDGET  # a wall-clock safety net; budgets are CPU time
             if self.large == "slow":
                 raise StudentCallError("timeout", message="did not return")
             value += 1  # "wrong"

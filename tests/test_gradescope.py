@@ -113,15 +113,20 @@ def test_package_needs_a_lesson_and_a_zip_name(tmp_path, capsys):
 
 
 def test_run_autograder_refuses_without_a_sandbox(tmp_path, monkeypatch):
+    # No bubblewrap, no jail, and this kit is readable by other users: no uid sandbox either.
     monkeypatch.setattr(sandbox, "bubblewrap_works", lambda: False)
+    monkeypatch.setattr(sandbox, "jail_works", lambda: False)
     solved_notebook(LESSON, tmp_path / "submission" / f"{LESSON}.ipynb")
     assert gradescope.main([str(tmp_path), "--lesson", LESSON]) == 1
     results = json.loads((tmp_path / "results" / "results.json").read_text())
     assert results["score"] == 0 and "tell your instructor" in results["output"]
-    with pytest.raises(sandbox.SandboxRefused, match="--unsafe-no-sandbox"):
+    assert results["extra_data"] == {"sandbox": "none"}
+    with pytest.raises(sandbox.SandboxRefused, match="nothing is graded"):
         gradescope.grade_gradescope_submission(tmp_path, LESSON)
-    assert gradescope.main([str(tmp_path), "--lesson", LESSON, "--unsafe-no-sandbox"]) == 0
-    assert json.loads((tmp_path / "results" / "results.json").read_text())["score"] == 10
+    monkeypatch.setattr(sandbox, "jail_works", lambda: True)  # the best that runs, by itself
+    assert gradescope.main([str(tmp_path), "--lesson", LESSON]) == 0
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert results["score"] == 10 and results["extra_data"]["sandbox"] == "jail"
 
 
 def run_autograder_anyway(root: Path, path_prefix: Path | None = None) -> tuple[int, dict]:

@@ -183,12 +183,13 @@ def fork_many(limit):
 
 def test_a_fork_bomb_meets_the_process_cap_even_when_the_grader_is_root():
     # RLIMIT_NPROC does not bind root, and bubblewrap's user is root outside when we are: the
-    # pids cgroup is what holds the cap then (pids_cap.py).
+    # sandbox's cgroup is what holds the cap then (cgroups.py).
     capped = Limits(startup_seconds=5, call_seconds=5, notebook_seconds=30, processes=16)
     with SandboxedStudent(FORK_BOMB, "01_cost_matrix", capped) as student:
         started = student.call("fork_many", 200)
-        cap = student._pids_cap
-        assert cap is not None or os.getuid() != 0, "as root the sandbox needs its pids cgroup"
+        cgroup = student._cgroup
+        assert cgroup is not None or os.getuid() != 0, "as root the sandbox needs its cgroup"
     assert started < 16, f"{started} processes started under a cap of 16"
-    if cap is not None:
-        assert not cap.path.exists(), "the sandbox's pids cgroup outlived it"
+    if cgroup is not None:
+        assert not any(path.exists() for path in cgroup.dirs.values()), \
+            "the sandbox's cgroup outlived it"

@@ -20,7 +20,10 @@ points and no others:
   give each case ``shapes`` (tuples, ``Request`` named tuples) that JSON cannot carry.
 - A group may have its own time ``budget`` per call (speed is graded): a call over it fails
   the group as too slow, and the rest of that group is skipped, instead of ending the whole
-  exercise as an endless loop does.
+  exercise as an endless loop does. The budget is CPU time of the sandbox, measured from the
+  grader's side (``cpu_seconds_of_last_call``), so that the points do not depend on the
+  machine's load; wall time only bounds it as a generous safety net (``WALL_SAFETY`` times the
+  budget), for code that sleeps or waits instead of computing.
 
 Numbers are judged only when the grader can compare them: ``is_number`` (an int or a finite
 float, never a bool, NaN or an infinity) is the one test every judge uses before ``<``, ``>``
@@ -109,6 +112,7 @@ class Group:
 
 
 Diagnosis = Callable[[list[Response]], list[str]]
+WALL_SAFETY = 10.0  # a budget group's wall-clock limit per call, in budgets of CPU time
 
 STOPPING_FAILURES = {
     "timeout": "a call did not return within {timeout:g} s (an endless loop, or far too slow); "
@@ -150,9 +154,11 @@ def grade_exercise(
     for group in groups:
         for number, args in enumerate(group.cases):
             shapes = tuple(group.shapes[number]) if group.shapes else ()
-            budget = group.budget or timeout
+            budget = timeout if group.budget is None else max(timeout,
+                                                              WALL_SAFETY * group.budget)
             try:
                 answer, mutated = _call(student, name, args, shapes, budget, arguments)
+                _check_budget(student, group)
             except StudentCallError as error:
                 if error.kind == "timeout" and group.too_slow:
                     responses.append(Response(group, args, error, wrong(group.too_slow)))
@@ -169,6 +175,13 @@ def grade_exercise(
         if stopped:
             break
     return _score(lesson, name, groups, responses, stopped, diagnose)
+
+
+def _check_budget(student: Student, group: Group) -> None:
+    """A call that used more CPU time than its group's budget is too slow (a timeout)."""
+    used = getattr(student, "cpu_seconds_of_last_call", None)
+    if group.budget is not None and used is not None and used > group.budget:
+        raise StudentCallError("timeout", message=f"used {used:.2f} s of CPU time")
 
 
 def _call(

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 # bubblewrap sandboxes the autograder; haproxy is the benchmark's baseline. Both are Debian
 # packages: installed when we are root and they are missing, otherwise the code falls back.
 system-packages:
-	@bash .ci/system-packages bubblewrap
+	@bash .ci/system-packages bubblewrap libcap2-bin iproute2
 
 demo: $(STAMP) system-packages
 	$(VENV)/bin/minilb demo

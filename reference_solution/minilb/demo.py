@@ -25,7 +25,8 @@ from minilb.balancer import add_student_argument, require_live_exercises
 from minilb.client import CLASSIC_WORKLOADS, Exchange, parse_workload
 from minilb.cluster import Cluster
 from minilb.costs import DEFAULT_FLEET, Request, server_names
-from minilb.policies import RoundRobin, load_policy, use_student_notebook
+from minilb.live_core import choose_live_core
+from minilb.policies import RoundRobin, load_policy_from
 from minilb.protocol import decode_request
 from minilb.timeline import Placement, Policy, Schedule, service_time
 
@@ -107,7 +108,10 @@ def live_view(log: Sequence[dict], fleet: Sequence[str], now: float) -> Group:
     return Group(table, Text(timeline))
 
 
-def run_demo(unit: float, policy: Policy | None, out_dir: str, live: bool) -> int:
+def run_demo(
+    unit: float, policy: Policy | None, out_dir: str, live: bool, about: Sequence[str] = ()
+) -> int:
+    """The demo; ``about``: lines printed once the system listens (its core, its policy)."""
     console = Console()
     fleet = DEFAULT_FLEET
     workloads = {host: parse_workload(text) for host, text in CLASSIC_WORKLOADS.items()}
@@ -115,6 +119,8 @@ def run_demo(unit: float, policy: Policy | None, out_dir: str, live: bool) -> in
     with Cluster(fleet, unit, policy) as cluster:
         console.print(f"balancer listening on {cluster.address[0]}:{cluster.address[1]}, "
                       f"servers {', '.join(f'{h}:{p}' for h, p in cluster.server_addresses)}")
+        for line in about:
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
         hosts = threading.Thread(target=lambda: results.update(cluster.run_hosts(workloads)),
                                  daemon=True)
         started = time.monotonic()
@@ -190,10 +196,11 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.unit <= 0:
         raise ValueError(f"--unit must be positive, got {args.unit}")
-    if args.student:
-        use_student_notebook(args.student)  # the balancer is forked from here: it inherits them
-    policy = load_policy(args.policy)
+    # The balancer is forked from here: it inherits the core and the policy chosen now.
+    core = choose_live_core(args.student)
+    policy, policy_source = load_policy_from(args.policy)
     require_live_exercises(policy)  # before any server starts
     out_dir = args.out or tempfile.mkdtemp(prefix="minilb-demo-")
     live = not args.no_live and sys.stdout.isatty()
-    return run_demo(args.unit, policy, out_dir, live)
+    about = [core, f"policy: {policy_source}"]
+    return run_demo(args.unit, policy, out_dir, live, about)

@@ -102,6 +102,15 @@ def test_the_verdict_follows_what_the_test_cell_raised(test_error, status):
     assert result.status == status
 
 
+def test_a_written_function_is_never_called_not_implemented():
+    # Its test hit a stub elsewhere, or an earlier lesson's exercise that is not done yet.
+    stub_elsewhere = judge("f", {0: None, 1: CellError("NotImplementedError", "")}, 0, 1, True)
+    assert stub_elsewhere.status == "error" and "still a stub" in stub_elsewhere.detail
+    message = "exercise not done yet: processing_time (lesson 01_cost_matrix): finish it in ..."
+    waiting = judge("f", {0: None, 1: CellError("ExerciseNotDone", message)}, 0, 1, True)
+    assert (waiting.status, waiting.detail) == ("waiting", message)
+
+
 def test_a_broken_exercise_cell_is_blamed_not_its_test():
     runs = {0: CellError("SyntaxError", "invalid syntax"), 1: CellError("NameError", "f")}
     result = judge("f", runs, solution=0, test=1)

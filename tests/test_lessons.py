@@ -269,3 +269,85 @@ def test_sync_puts_every_autograder_cell_back_in_place_and_is_idempotent():
     assert sync.sync_grading_cells(nb, lesson)
     assert not sync.sync_grading_cells(nb, lesson)
     assert nbformat.writes(nb) == nbformat.writes(notebook(lesson))
+
+
+# --- every graded rule is stated in the handout -------------------------------------------------
+
+# Lesson 4's hidden groups (autograder/hidden/lesson04.py), each with the sentence of the
+# handout's lesson text or docstring that states the rule it grades. A new group without a
+# sentence here, or a sentence the handout no longer says, fails the test below.
+STATED_RULES: dict[tuple[str, str], str] = {
+    ("parse_request", "the 27 valid messages"): "returns `Request(type='M', length=5)`",
+    ("parse_request", "messages of the wrong size (empty too)"):
+        "it is not exactly `REQUEST_SIZE` (2) bytes long",
+    ("parse_request", "unknown request types (lowercase too)"):
+        "the first byte is not `V`, `P` or `M`",
+    ("parse_request", "lengths that are not a digit 1-9"): "the second is not a digit `1`-`9`",
+    ("parse_request", "text instead of bytes"):
+        '`data` is not bytes-like, for example the string `"M5"`',
+    ("parse_request", "bytearray and memoryview messages"): "accept all three",
+    ("recv_exactly", "a message arriving in pieces"): "`recv` may return part of a message",
+    ("recv_exactly", "more bytes coming than asked for"):
+        "Never reads past ``size`` bytes: whatever the peer sends after them stays in the socket",
+    ("recv_exactly", "a peer that closes early"): "``ConnectionError`` when the peer closes first",
+    ("recv_exactly", "a silent or slowly dripping peer"):
+        "Raises ``TimeoutError`` when the deadline passes (not before, however the bytes trickle",
+    ("recv_exactly", "an invalid size or timeout"):
+        "``ValueError`` if ``size`` is not a positive int (``True``, ``2.0`` and ``\"2\"`` are "
+        "not) or ``timeout`` is not positive",
+    ("spawn_relay_child", "the server's reply relayed to the client"):
+        "sends the reply to the client and closes it",
+    ("spawn_relay_child", "the child leaves with os._exit"): "it leaves with ``os._exit(code)``",
+    ("spawn_relay_child", "a server that fails: exit code 3"):
+        "the child exits with ``EXIT_BACKEND_FAILED`` (3) within ``timeout`` without answering",
+    ("spawn_relay_child", "another error in the child: exit code 1"):
+        "on any other error it exits with 1, the client not answered either",
+    ("spawn_relay_child", "the parent's sockets"):
+        "The parent closes its copy of ``backend`` (the child owns that connection now) but "
+        "keeps ``client`` open",
+    ("reap_children", "exit codes of finished children"): "a negative code -N: killed by signal N",
+    ("reap_children", "every finished child collected (no zombies)"):
+        "Collect every finished child of this process",
+    ("reap_children", "a child still running"): "never waiting for a running one",
+    ("reap_children", "no children at all"): "or there are no children at all",
+    ("serve_forking", "many clients at once"):
+        "open a new connection to it and send the request",
+    ("serve_forking", "bad and silent requests"):
+        "a bad, short or silent request is answered with an ``ERR`` line",
+    ("serve_forking", "a server that refuses the connection"):
+        "a server that refuses the connection: that client gets an ``ERR`` line, and serving "
+        "goes on",
+    ("serve_forking", "children: none left behind, exit codes returned"):
+        "Returns ``{pid: exit code}`` of every child it started, once all of them have finished",
+    ("serve_forking", "the parent's part: decide, close its copies, serve concurrently"):
+        "the parent closes its copy of the client socket and moves on to the next client at once",
+    ("serve_forking", "the count of connections: 0, negative, or None (for ever)"):
+        "``0`` returns ``{}`` without accepting anyone, and a negative count raises ``ValueError``",
+}  # fmt: skip
+
+
+def hidden_groups(lesson: str) -> set[tuple[str, str]]:
+    """(exercise, group label) of every ``Group(...)`` in the lesson's ``grade_<exercise>``."""
+    path = LESSONS_DIR.parent / "autograder" / "hidden" / f"lesson{lesson[:2]}.py"
+    groups = set()
+    for function in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(function, ast.FunctionDef) and function.name.startswith("grade_"):
+            for node in ast.walk(function):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Group":
+                    label = node.args[0]
+                    assert isinstance(label, ast.Constant), f"{function.name}: a computed label"
+                    groups.add((function.name.removeprefix("grade_"), label.value))
+    return groups
+
+
+def test_every_graded_rule_of_lesson_4_is_stated_in_the_handout():
+    lesson = "04_sockets_and_forking"
+    assert hidden_groups(lesson) == set(STATED_RULES), "update STATED_RULES with the groups"
+    released = nbformat.read(LESSONS_DIR.parent / "starter" / f"{lesson}.ipynb", as_version=4)
+    text = " ".join(" ".join(cell.source.split()) for cell in released.cells)
+    unstated = [
+        f"{exercise} / {group}: {sentence!r}"
+        for (exercise, group), sentence in STATED_RULES.items()
+        if " ".join(sentence.split()) not in text
+    ]
+    assert not unstated, "rules graded but not stated in starter/:\n" + "\n".join(unstated)

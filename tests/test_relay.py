@@ -108,18 +108,24 @@ def handout(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize(
-    "command, first_missing",
-    [(["relay", "--port", "0", "--to", "127.0.0.1:1"], "parse_request"),
-     (["balancer", "--port", "0", "--servers", "VP@127.0.0.1:1"], "recv_exactly"),
-     (["demo", "--no-live"], "recv_exactly")],
+# The greedy policy is looked for first (the demo runs on the kit's threaded relay before
+# lesson 4, so the policy is all it misses).
+NO_POLICY = (
+    "exercise not done yet: choose_server (lesson 02_greedy_balancing): write it in "
+    "02_greedy_balancing.ipynb (not found here), or pass --policy round-robin"
 )
-def test_on_the_handout_the_live_commands_name_the_missing_exercise(
-    handout, command, first_missing
-):
+
+
+@pytest.mark.parametrize(
+    "command, message",
+    [(["relay", "--port", "0", "--to", "127.0.0.1:1"], NOT_DONE.format("parse_request")),
+     (["balancer", "--port", "0", "--servers", "VP@127.0.0.1:1"], NO_POLICY),
+     (["demo", "--no-live"], NO_POLICY)],
+)
+def test_on_the_handout_the_live_commands_name_the_missing_exercise(handout, command, message):
     env = {**os.environ, "PYTHONPATH": str(handout)}
     process, address = start(*command, env=env, cwd=handout)
     assert address is None and process.wait(60) == 2
     stderr = process.stderr.read()
-    assert stderr == f"minilb {command[0]}: error: {NOT_DONE.format(first_missing)}\n"
+    assert stderr == f"minilb {command[0]}: error: {message}\n"
     assert process.stdout.read() == ""  # nothing started

@@ -2,6 +2,7 @@
 its notebooks and package run with only the stubbed exercises failing."""
 
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -421,3 +422,103 @@ def test_release_after_a_lesson_gives_that_lessons_exercises_in_the_package(tmp_
         assert name == "NotImplementedError", f"lesson 3 cell {index}: {name}: {message}"
     with pytest.raises(ReleaseError, match="unknown lesson"):
         kept_exercises("05_quantum")
+
+
+# --- no helper in the handout answers an exercise ----------------------------------------------
+
+# The handout's modules a lesson's code may call. Left out: the commands and long-running parts
+# (cli, check, release, demo, balancer, servers, cluster, schedule_command), which no exercise
+# could be answered with and which may wait on the network.
+HELPER_MODULES = (
+    "costs", "scheduling", "optimal", "protocol", "network", "timeline", "policies", "earlier",
+    "live_core", "exercises", "notebook_cells", "solutions", "plots", "client",
+)  # fmt: skip
+
+SUBSTITUTE = r"""
+import contextlib, importlib, inspect, io, json, os, signal, sys, time
+from pathlib import Path
+
+import nbformat
+
+from minilb.exercises import LESSONS, is_stub
+from minilb.notebook_cells import code_cells, is_autograder_cell, is_visible_test, without_magics
+
+lesson, modules = sys.argv[1], sys.argv[2].split(",")
+helpers = {}
+for module_name in modules:
+    module = importlib.import_module(f"minilb.{module_name}")
+    for name, value in vars(module).items():
+        if name.startswith("_") or not callable(value) or isinstance(value, type(os)):
+            continue
+        if getattr(value, "__module__", None) == module.__name__ and not is_stub(value):
+            helpers[f"{module_name}.{name}"] = value
+
+namespace = {"__name__": "__main__"}
+with contextlib.redirect_stdout(io.StringIO()):
+    for source in code_cells(Path(f"{lesson}.ipynb")):
+        exec(source, namespace)
+tests = {
+    cell.metadata["nbgrader"]["grade_id"].removeprefix("test_"): without_magics(cell.source)
+    for cell in nbformat.read(f"{lesson}.ipynb", as_version=4).cells
+    if is_visible_test(cell) and not is_autograder_cell(cell)
+}
+
+
+def passes(exercise, helper):
+    pid = os.fork()
+    if pid == 0:
+        os.setpgid(0, 0)
+        code = 1
+        try:
+            sys.stdout = sys.stderr = open(os.devnull, "w")
+            namespace[exercise] = helper
+            exec(tests[exercise], namespace)
+            code = 0
+        except BaseException:
+            pass
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status) == 0
+        time.sleep(0.02)
+    os.killpg(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return False
+
+
+tried, answers = 0, []
+for exercise in LESSONS[lesson]:
+    parameters = inspect.signature(namespace[exercise]).parameters.values()
+    required = [p for p in parameters if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+    for label, helper in helpers.items():
+        try:
+            inspect.signature(helper).bind(*[None] * len(required))
+        except (TypeError, ValueError):
+            continue  # it cannot even be called as the exercise is
+        tried += 1
+        if passes(exercise, helper):
+            answers.append(f"{label} passes the visible tests of {exercise}")
+print(json.dumps({"tried": tried, "answers": answers}))
+"""
+
+
+@pytest.mark.parametrize("lesson", LESSON_NAMES)
+def test_no_helper_of_the_handout_passes_an_exercises_visible_tests(lesson, starter_copy, tmp_path):
+    # Each exercise's visible test runs with the exercise replaced by every callable of the
+    # handout's package that takes its arguments; the lesson's other exercises, and earlier
+    # lessons' (from the student's notebooks beside it), are the reference's.
+    student = tmp_path / "student"
+    shutil.copytree(starter_copy, student, ignore=shutil.ignore_patterns("*.ipynb"))
+    for name in LESSON_NAMES:
+        shutil.copy(LESSONS / name / f"{name}.ipynb", student)
+    result = subprocess.run(
+        [sys.executable, "-c", SUBSTITUTE, lesson, ",".join(HELPER_MODULES)],
+        cwd=student, env=handout_env(student), capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["tried"] > len(EXERCISES_OF[lesson]), report  # the probe did probe
+    assert not report["answers"], "\n".join(report["answers"])

@@ -4,10 +4,13 @@ The handout is built afresh into a temporary folder (never the committed `starte
 be stale), copied to a second folder as a student would receive it, and used with the kit's
 Python but with `import minilb` resolving to the handout's own package (checked). First the
 blank handout: the commands a student can see either work or say in one line which exercise
-they need. Then every exercise is filled in with the reference (the package's stub regions and
-the notebooks' solution cells), and the student's path must be clean: `minilb check` passes on
-every notebook, every notebook runs headless, and lesson 4's code serves real traffic through
-`minilb relay` and `minilb demo --student`.
+they need. Then the handout is walked lesson by lesson, as a student works: the notebooks of the
+lessons done so far hold the reference solutions, the later ones are blank, and the package is
+never touched (a student never edits `minilb/*.py`: later lessons take earlier exercises from
+the student's own notebooks). At each point every command that the handout's README or a
+lesson has shown so far must work. Finally every notebook is finished: `minilb check` passes on
+each, each runs headless, and lesson 4's code serves real traffic through `minilb relay` and
+`minilb demo --student`.
 """
 
 import json
@@ -70,12 +73,17 @@ def blank(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def filled(blank: Path, tmp_path_factory) -> Path:
-    """The handout with every exercise written: the student's finished work."""
-    student = tmp_path_factory.mktemp("finished") / "handout"
+    """The handout with every notebook's exercises written: the student's finished work (the
+    package stays as handed out)."""
+    return done_up_to(blank, tmp_path_factory.mktemp("finished"), len(LESSONS))
+
+
+def done_up_to(blank: Path, where: Path, lessons_done: int) -> Path:
+    """A copy of the handout in which the first ``lessons_done`` notebooks are finished."""
+    student = where / "handout"
     shutil.copytree(blank, student)
-    fill_package(student / "minilb")
-    for notebook in sorted(student.glob("*.ipynb")):
-        fill_notebook(notebook, KIT / "lessons" / notebook.stem / notebook.name)
+    for lesson in list(LESSONS)[:lessons_done]:
+        fill_notebook(student / f"{lesson}.ipynb", KIT / "lessons" / lesson / f"{lesson}.ipynb")
     return student
 
 
@@ -167,6 +175,12 @@ def test_schedule_after_lesson_2_shows_greedy_and_names_what_the_optimum_needs(b
     text = " ".join(result.stdout.split())  # the table may wrap long lines
     assert "greedy makespan: 3" in text, result.stdout
     assert "optimal makespan: not available (exercise not done yet: lower_bound" in text
+
+
+def test_the_handouts_package_is_the_reference_with_its_exercises_stubbed(blank, tmp_path):
+    package = tmp_path / "minilb"
+    shutil.copytree(blank / "minilb", package)
+    fill_package(package)
 
 
 def test_minilb_check_on_a_blank_notebook_says_not_implemented(blank):
@@ -270,3 +284,82 @@ def test_the_live_demo_runs_on_the_students_code(filled, tmp_path):
     )  # fmt: skip
     assert_no_traceback(result, "minilb demo --student")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+# --- the walk, lesson by lesson ----------------------------------------------------------------
+
+# What the handout's README and the lessons show, from the lesson after which it must work: the
+# command, and what its output must say. `minilb check` of an earlier lesson is not run again at
+# every later point: each runs once at its own point, and all four on the finished handout above.
+UNIT = ("--unit", "0.01", "--no-live")
+SHOWN = [
+    (1, ("check", "01_cost_matrix.ipynb"), r"2 of 2 exercises pass"),
+    (2, ("check", "02_greedy_balancing.ipynb"), r"4 of 4 exercises pass"),
+    (2, ("demo", *UNIT, "--policy", "02_greedy_balancing.ipynb"),
+     r"core: the kit's threaded relay.*\npolicy: choose_server from your 02_greedy_balancing"),
+    (2, ("schedule", "M1V2P3M2V2P3"), r"greedy makespan: +\d"),
+    (3, ("check", "03_optimal_makespan.ipynb"), r"2 of 2 exercises pass"),
+    (3, ("schedule", "M1V2P3M2V2P3"), r"optimal makespan: \d+\nratio greedy / optimal"),
+    (4, ("check", LESSON_4), r"5 of 5 exercises pass"),
+    (4, ("demo", *UNIT, "--student", LESSON_4),
+     r"core: your lesson 4 functions from 04_sockets_and_forking.ipynb.*\n"
+     r"policy: choose_server from your 02_greedy_balancing.ipynb"),
+]  # fmt: skip
+WALK = [
+    (point, shown, args, expected)
+    for point in range(1, len(LESSONS) + 1)
+    for shown, args, expected in SHOWN
+    if shown == point or (shown < point and args[0] != "check")
+]
+
+
+@pytest.fixture(scope="module")
+def walk(blank, tmp_path_factory):
+    """``walk(n)``: the handout with the first n lessons' notebooks done (built once each)."""
+    built: dict[int, Path] = {}
+
+    def at(lessons_done: int) -> Path:
+        if lessons_done not in built:
+            where = tmp_path_factory.mktemp(f"after-lesson-{lessons_done}")
+            built[lessons_done] = done_up_to(blank, where, lessons_done)
+        return built[lessons_done]
+
+    return at
+
+
+@pytest.mark.parametrize(
+    "point, shown, args, expected", WALK,
+    ids=[f"after-{p}:{' '.join(a[:1] + a[-1:])}" for p, _, a, _ in WALK],
+)  # fmt: skip
+def test_every_command_shown_so_far_works(walk, tmp_path, point, shown, args, expected):
+    student = walk(point)
+    if args[0] == "demo":
+        args = (*args, "--out", str(tmp_path))
+    result = minilb(student, *args)
+    what = f"minilb {' '.join(args)} after lesson {point} (shown after lesson {shown})"
+    assert_no_traceback(result, what)
+    assert result.returncode == 0, f"{what}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    assert re.search(expected, result.stdout), f"{what}:\n{result.stdout[-3000:]}"
+
+
+def test_a_later_lesson_names_the_earlier_exercise_it_waits_for(blank, tmp_path):
+    # Lesson 2 written, lesson 1 not: the student's own functions are never "not implemented".
+    student = done_up_to(blank, tmp_path, 0)
+    lesson = "02_greedy_balancing"
+    fill_notebook(student / f"{lesson}.ipynb", KIT / "lessons" / lesson / f"{lesson}.ipynb")
+    result = minilb(student, "check", f"{lesson}.ipynb")
+    assert_no_traceback(result, "minilb check 02 with lesson 1 blank")
+    assert result.returncode == 1
+    out = " ".join(result.stdout.split())
+    assert "not implemented" not in out, result.stdout
+    assert (
+        "choose_server: … waits for an earlier lesson: exercise not done yet: processing_time "
+        "(lesson 01_cost_matrix): finish it in 01_cost_matrix.ipynb"
+    ) in out, result.stdout
+    demo = minilb(student, "demo", *UNIT, "--policy", f"{lesson}.ipynb", "--out", str(tmp_path))
+    assert_no_traceback(demo, "minilb demo --policy 02 with lesson 1 blank")
+    assert demo.returncode == 2 and demo.stdout == "", demo.stdout[-2000:] + demo.stderr
+    assert demo.stderr == (
+        "minilb demo: error: exercise not done yet: processing_time (lesson 01_cost_matrix): "
+        "finish it in 01_cost_matrix.ipynb\n"
+    )

@@ -425,7 +425,8 @@ def expect_value_error(
             if answer.exc_type == "NotImplementedError":
                 return wrong("not implemented yet (it raises NotImplementedError)")
             return wrong(f"{what} should raise {error}, not {raised_words(answer)}")
-        return wrong(f"{what} should raise {error} with a clear message, but it returned")
+        return wrong(f"{what} should raise {error} with a clear message, but it returned a value "
+                     "instead of raising")
 
     return judge
 

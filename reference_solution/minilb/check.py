@@ -26,6 +26,7 @@ from nbformat.reader import NotJSONError
 from rich.console import Console
 from rich.markup import escape
 
+from minilb.exercises import defines_stub
 from minilb.notebook_cells import is_autograder_cell, is_check, is_demo
 
 DEFAULT_CELL_TIMEOUT = 60.0  # seconds; the lessons' test cells take well under one
@@ -49,7 +50,8 @@ class CellError:
 
 @dataclass(frozen=True)
 class ExerciseResult:
-    """How one exercise did: ``status`` is passed, failed, not implemented or error."""
+    """How one exercise did: ``status`` is passed, failed, not implemented, waiting (for an
+    earlier lesson's exercise it uses) or error."""
 
     exercise: str
     status: str
@@ -124,9 +126,17 @@ def run_cells(
 
 
 def judge(
-    exercise: str, runs: dict[int, CellError | None], solution: int | None, test: int
+    exercise: str,
+    runs: dict[int, CellError | None],
+    solution: int | None,
+    test: int,
+    written: bool = False,
 ) -> ExerciseResult:
-    """Turn what the exercise cell and its test cell raised into a verdict."""
+    """Turn what the exercise cell and its test cell raised into a verdict.
+
+    ``written``: the exercise cell's function is no stub any more, so a ``NotImplementedError``
+    comes from something it calls, never from the student's own function.
+    """
     solution_error = runs.get(solution) if solution is not None else None
     if solution_error is not None:
         return ExerciseResult(exercise, "error", f"the exercise cell raised {solution_error}")
@@ -137,7 +147,12 @@ def judge(
         return ExerciseResult(exercise, "passed")
     if test_error.name == "AssertionError":
         return ExerciseResult(exercise, "failed", test_error.message or "an assertion failed")
+    if test_error.name == "ExerciseNotDone":  # an earlier lesson's exercise it builds on
+        return ExerciseResult(exercise, "waiting", test_error.message)
     if test_error.name == "NotImplementedError":
+        if written:
+            detail = "it calls a function that is still a stub (NotImplementedError)"
+            return ExerciseResult(exercise, "error", detail)
         return ExerciseResult(exercise, "not implemented")
     return ExerciseResult(exercise, "error", str(test_error))
 
@@ -151,6 +166,10 @@ def check_notebook(
         for index, cell in enumerate(notebook.cells)
         if nbgrader_info(cell).get("solution")
     }
+    written = {
+        exercise for exercise, index in solution_cells.items()
+        if not defines_stub(notebook.cells[index].source, exercise)
+    }  # fmt: skip
     numbers = jupyter_numbers(notebook)
     results, exercise_cells = [], set(solution_cells.values())
     for index, cell in enumerate(notebook.cells):
@@ -159,7 +178,8 @@ def check_notebook(
             continue
         exercise = info.get("grade_id", f"cell [{numbers[index]}]").removeprefix("test_")
         exercise_cells.add(index)
-        results.append(judge(exercise, runs, solution_cells.get(exercise), index))
+        solution = solution_cells.get(exercise)
+        results.append(judge(exercise, runs, solution, index, exercise in written))
     others = [
         f"cell [{numbers[index]}] ({first_line(notebook.cells[index].source)}) {explain(error)}"
         for index, error in sorted(runs.items())
@@ -169,6 +189,8 @@ def check_notebook(
 
 
 def explain(error: CellError) -> str:
+    if error.name == "ExerciseNotDone":
+        return f"needs an earlier exercise: {error.message}"
     if error.name == "NotImplementedError":
         return "needs an exercise that is not implemented yet"
     if error.name == "AssertionError":
@@ -185,6 +207,7 @@ MARKS = {
     "passed": "[green]✓ passed[/]",
     "failed": "[red]✗ failed[/]",
     "not implemented": "[yellow]… not implemented yet[/]",
+    "waiting": "[yellow]… waits for an earlier lesson[/]",
     "error": "[red]✗ error in your code[/]",
 }
 

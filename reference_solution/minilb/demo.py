@@ -31,7 +31,8 @@ from minilb.client import (
 )
 from minilb.cluster import Cluster
 from minilb.costs import DEFAULT_FLEET, Request, server_names
-from minilb.policies import RoundRobin, load_policy, use_student_notebook
+from minilb.live_core import choose_live_core
+from minilb.policies import RoundRobin, load_policy_from
 from minilb.protocol import decode_request
 from minilb.timeline import Placement, Policy, Schedule, service_time
 
@@ -121,8 +122,10 @@ def run_demo(
     workloads: Mapping[str, str],
     cluster: Cluster | None = None,
     persistent: bool = False,
+    about: Sequence[str] = (),
 ) -> int:
-    """Run ``workloads`` on ``cluster`` (default: one on loopback) and report."""
+    """Run ``workloads`` on ``cluster`` (default: one on loopback) and report; ``about``: lines
+    printed once the system listens (its core, its policy)."""
     console = Console()
     fleet = DEFAULT_FLEET
     plans = {host: parse_workload(text) for host, text in workloads.items()}
@@ -130,6 +133,8 @@ def run_demo(
     with cluster or Cluster(fleet, unit, policy, persistent=persistent) as cluster:
         console.print(f"balancer listening on {cluster.address[0]}:{cluster.address[1]}, "
                       f"servers {', '.join(f'{h}:{p}' for h, p in cluster.server_addresses)}")
+        for line in about:
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
         failures: list[BaseException] = []
 
         def run_hosts() -> None:
@@ -223,10 +228,10 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.unit <= 0:
         raise ValueError(f"--unit must be positive, got {args.unit}")
-    if args.student:
-        use_student_notebook(args.student)  # the balancer is forked from here: it inherits them
+    # The balancer is forked from here: it inherits the core and the policy chosen now.
+    core = choose_live_core(args.student)
     workloads = workloads_from_arguments(args)
-    policy = load_policy(args.policy)
+    policy, policy_source = load_policy_from(args.policy)
     require_live_exercises(policy)  # before any server starts
     cluster = None
     if args.lab:
@@ -238,4 +243,5 @@ def _run(args: argparse.Namespace) -> int:
                              persistent=args.persistent)
     out_dir = args.out or tempfile.mkdtemp(prefix="minilb-demo-")
     live = not args.no_live and sys.stdout.isatty()
-    return run_demo(args.unit, policy, out_dir, live, workloads, cluster, args.persistent)
+    about = [core, f"policy: {policy_source}"]
+    return run_demo(args.unit, policy, out_dir, live, workloads, cluster, args.persistent, about)

@@ -30,10 +30,12 @@ EXIT_BACKEND_FAILED = 3  # a relay child's exit code: the server failed, the cli
 def recv_exactly(sock: socket.socket, size: int, timeout: float) -> bytes:
     """Read exactly ``size`` bytes from ``sock`` within ``timeout`` seconds in total.
 
-    Raises ``TimeoutError`` when the deadline passes and ``ConnectionError`` when the peer
-    closes first (saying after how many of the ``size`` bytes), so a caller can tell a slow
-    peer from a gone one; ``ValueError`` if ``size`` is not a positive int or ``timeout`` is
-    not positive.
+    Never reads past ``size`` bytes: whatever the peer sends after them stays in the socket
+    for the next read. Raises ``TimeoutError`` when the deadline passes (not before, however
+    the bytes trickle in) and ``ConnectionError`` when the peer closes first (saying after how
+    many of the ``size`` bytes), so a caller can tell a slow peer from a gone one;
+    ``ValueError`` if ``size`` is not a positive int (``True``, ``2.0`` and ``"2"`` are not) or
+    ``timeout`` is not positive.
 
     >>> left, right = socket.socketpair()
     >>> right.sendall(b"M"); right.sendall(b"5")
@@ -55,8 +57,10 @@ def spawn_relay_child(
     The child reads the 2-byte reply within ``timeout`` seconds, calls ``on_reply(reply)`` if
     given (it may raise ``ConnectionError`` to refuse the reply), sends the reply to the client
     and closes it, then exits with code 0. If the server fails (any ``OSError``: a timeout, an
-    early close, a reset) the child exits with ``EXIT_BACKEND_FAILED`` without answering the
-    client; on any other error it exits with 1. The child never returns.
+    early close, a reset; or ``on_reply`` refusing the reply) the child exits with
+    ``EXIT_BACKEND_FAILED`` (3) within ``timeout`` without answering the client; on any other
+    error it exits with 1, the client not answered either. The child never returns: it leaves
+    with ``os._exit(code)``, so none of the parent's code after the fork runs in it.
 
     The parent closes its copy of ``backend`` (the child owns that connection now) but keeps
     ``client`` open: if the child fails, the parent may still retry the request elsewhere.
@@ -83,12 +87,17 @@ def serve_forking(
 ) -> dict[int, int]:
     """Relay ``connections`` clients (``None``: for ever) to the servers that ``route`` names.
 
+    ``connections`` counts every client accepted, bad ones too: ``0`` returns ``{}`` without
+    accepting anyone, and a negative count raises ``ValueError``.
+
     For each client, in the parent: accept, read and check its request (within ``timeout``
     seconds; a bad, short or silent request is answered with an ``ERR`` line), ask
-    ``route(request)`` for a server address, open a new connection to it and send the request.
-    Then a child relays the reply (``spawn_relay_child``) and the parent moves on. Finished
-    children are reaped on every round. Returns ``{pid: exit code}`` of every child it started,
-    once all of them have finished.
+    ``route(request)`` for a server address, open a new connection to it and send the request
+    (a server that refuses the connection: that client gets an ``ERR`` line, and serving goes
+    on). Then a child relays the reply (``spawn_relay_child``), the parent closes its copy of
+    the client socket and moves on to the next client at once. Finished children are reaped
+    on every round. Returns ``{pid: exit code}`` of every child it started, once all of them
+    have finished.
     """
     # YOUR CODE HERE
     raise NotImplementedError()

@@ -13,11 +13,11 @@ import copy
 import importlib
 import io
 import linecache
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from minilb.costs import FACTORS, Request
+from minilb.exercises import ExerciseNotDone
 from minilb.notebook_cells import code_cells
 from minilb.timeline import Policy
 
@@ -56,15 +56,29 @@ def reference_policy() -> Policy:
     return choose_server
 
 
+def greedy_policy() -> tuple[Policy, str]:
+    """The greedy rule and where it came from: the package's ``choose_server`` if written
+    there, else the student's own lesson-2 notebook in this folder (``minilb.earlier``)."""
+    from minilb.earlier import find_exercise
+
+    found = find_exercise("choose_server")
+    if not found.done:
+        hint = found.function.not_done.hint  # type: ignore[attr-defined]
+        raise ExerciseNotDone("choose_server", f"{hint}, or pass --policy round-robin")
+    return found.function, f"choose_server from {found.source}"
+
+
 def check_policy(policy: Policy, fleet: Sequence[str]) -> None:
     """Fail early and clearly if ``policy`` is still a stub (or crashes on a simple request)."""
     probe = copy.deepcopy(policy)  # a stateful policy (round-robin) must not lose its turn
     try:
         server = probe([0.0] * len(fleet), Request("V", 1), tuple(fleet), 0.0)
+    except ExerciseNotDone:
+        raise  # it needs an earlier exercise: the error names it and the notebook to finish
     except NotImplementedError:
         raise ValueError(
             "the policy is not implemented yet (NotImplementedError): implement choose_server "
-            "in minilb/scheduling.py or your notebook, or pass --policy round-robin"
+            "in your notebook, or pass --policy round-robin"
         ) from None
     except Exception as error:
         raise ValueError(f"the policy failed on a simple request: {error!r}") from None
@@ -74,14 +88,19 @@ def check_policy(policy: Policy, fleet: Sequence[str]) -> None:
 
 def load_policy(spec: str) -> Policy:
     """``greedy``, ``round-robin``, ``fastest-kind``, ``module:function`` or ``file.ipynb``."""
+    return load_policy_from(spec)[0]
+
+
+def load_policy_from(spec: str) -> tuple[Policy, str]:
+    """The policy ``spec`` names, and a few words on where it came from."""
     if spec == "greedy":
-        return reference_policy()
+        return greedy_policy()
     if spec == "round-robin":
-        return RoundRobin()
+        return RoundRobin(), "round-robin"
     if spec == "fastest-kind":
-        return fastest_kind
+        return fastest_kind, "fastest-kind"
     if spec.endswith(".ipynb"):
-        return notebook_policy(spec)
+        return notebook_policy(spec), f"choose_server from your {spec}"
     module_name, sep, function_name = spec.partition(":")
     if not sep:
         raise ValueError(
@@ -90,7 +109,7 @@ def load_policy(spec: str) -> Policy:
         )
 
     try:
-        return getattr(importlib.import_module(module_name), function_name)
+        return getattr(importlib.import_module(module_name), function_name), spec
     except (ImportError, AttributeError) as error:
         raise ValueError(f"cannot load policy {spec!r}: {error}") from None
 
@@ -108,24 +127,51 @@ def notebook_policy(path: str) -> Policy:
 STUDENT_NETWORK_FUNCTIONS = ("recv_exactly", "spawn_relay_child", "reap_children", "serve_forking")
 
 
+_loaded: dict[tuple, dict] = {}  # notebook and its folder's mtimes -> its names (run once)
+_loading: set[Path] = set()  # notebooks being run now: a notebook that needs itself stops
+
+
 def notebook_namespace(path: str) -> dict:
-    """The names a notebook's code cells define (demo and visible-test cells are skipped)."""
-    if not os.path.exists(path):
+    """The names a notebook's code cells define (demo and visible-test cells are skipped).
+
+    The cells run in the notebook's own folder, as Jupyter runs them, so that a cell that takes
+    an earlier lesson's exercise from its notebook (``minilb.earlier``) finds it beside this
+    one. A cell that needs an exercise not written yet is skipped: what it would define is
+    missing, and whoever needs it says so later.
+    """
+    notebook = Path(path).resolve()
+    if not notebook.is_file():
         raise ValueError(f"notebook {path!r} not found")
+    # Its neighbours count too: this notebook may take an earlier lesson's exercise from them.
+    key = (notebook, *(each.stat().st_mtime_ns for each in sorted(notebook.parent.glob("*.ipynb"))))
+    if key in _loaded:
+        return _loaded[key]
+    if notebook in _loading:
+        raise ValueError(f"{notebook.name} needs its own functions to run (a circular import)")
     namespace: dict = {"__name__": "__notebook__"}
-    for number, source in enumerate(code_cells(Path(path)), start=1):
-        # Registered like a file, so that tracebacks and inspect.getsource (which tells a stub
-        # from a finished exercise) can show the cell's lines.
-        filename = f"{path} (code cell {number})"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # the notebook's prints are noise here
-                exec(compile(source, filename, "exec"), namespace)
-        except NotImplementedError:
-            continue  # a cell that calls a stub: what it would define is missing, say so later
-        except Exception as error:
-            raise ValueError(f"a code cell of {path} failed: {error!r}") from None
+    _loading.add(notebook)
+    try:
+        with contextlib.chdir(notebook.parent):
+            for number, source in enumerate(code_cells(notebook), start=1):
+                _run_cell(path, number, source, namespace)
+    finally:
+        _loading.discard(notebook)
+    _loaded[key] = namespace
     return namespace
+
+
+def _run_cell(path: str, number: int, source: str, namespace: dict) -> None:
+    # Registered like a file, so that tracebacks and inspect.getsource (which tells a stub
+    # from a finished exercise) can show the cell's lines.
+    filename = f"{path} (code cell {number})"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the notebook's prints are noise here
+            exec(compile(source, filename, "exec"), namespace)
+    except (NotImplementedError, ExerciseNotDone):
+        pass  # a cell that calls a stub: what it would define is missing, say so later
+    except Exception as error:
+        raise ValueError(f"a code cell of {path} failed: {error!r}") from None
 
 
 def use_student_functions(namespace: Mapping[str, object]) -> list[str]:

@@ -1,7 +1,8 @@
 """``minilb schedule M1V2P3M2V2P3 ...``: the greedy schedule of a batch next to the optimum.
 
 Prints each request's server, start and finish under the greedy rule, the greedy makespan, the
-exact optimum and their ratio; ``--plot FILE.png`` draws both schedules.
+exact optimum and their ratio; ``--plot FILE.png`` draws both schedules. The exercises it
+runs come from the package or from your own notebooks in this folder (``minilb.earlier``).
 """
 
 import argparse
@@ -9,10 +10,9 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from minilb import optimal
-from minilb.costs import DEFAULT_FLEET, check_fleet, processing_time, requests_from_text
-from minilb.exercises import ExerciseNotDone, is_stub, require_done
-from minilb.scheduling import choose_server
+from minilb.costs import DEFAULT_FLEET, check_fleet, requests_from_text
+from minilb.earlier import find_exercise
+from minilb.exercises import is_stub, require_done
 from minilb.timeline import Schedule
 
 
@@ -45,8 +45,12 @@ def run(args: argparse.Namespace) -> int:
 
     requests = requests_from_text(" ".join(args.requests))
     fleet = fleet_from_text(args.fleet)
-    # The greedy schedule needs lessons 1 and 2 (choose_server calls processing_time): in the
-    # handout they are stubs until your instructor releases them; say so in one line.
+    # The greedy schedule needs lessons 1 and 2 (choose_server calls processing_time): when
+    # neither the package nor the student's notebooks have them yet, say so in one line.
+    processing_time, choose_server, lower_bound, optimal_makespan = (
+        find_exercise(name).function
+        for name in ("processing_time", "choose_server", "lower_bound", "optimal_makespan")
+    )
     require_done(processing_time, choose_server)
     greedy = Schedule.simulate(requests, choose_server, fleet)
     labels = server_labels(fleet)
@@ -68,13 +72,11 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"greedy makespan:  {greedy.makespan:g}")
 
     schedules = {f"greedy (makespan {greedy.makespan:g})": greedy}
-    missing = next(
-        (f for f in (optimal.lower_bound, optimal.optimal_makespan) if is_stub(f)), None
-    )
+    missing = next((f for f in (lower_bound, optimal_makespan) if is_stub(f)), None)
     if missing is not None:  # lesson 3 is optional here: the greedy half still helps
-        console.print(f"optimal makespan: not available ({ExerciseNotDone(missing.__name__)})")
+        console.print(f"optimal makespan: not available ({missing.not_done})")
     else:
-        best, assignment = optimal.optimal_makespan(requests, fleet)
+        best, assignment = optimal_makespan(requests, fleet)
         console.print(f"optimal makespan: {best:g}")
         console.print(f"ratio greedy / optimal: {greedy.makespan / best:.3f}")
         schedules[f"optimal (makespan {best:g})"] = Schedule.from_assignment(

@@ -1,6 +1,7 @@
 """``minilb balancer``: the command line of the forking balancer (``minilb.balancer``)."""
 
 import argparse
+import sys
 
 from minilb.balancer import (
     MAX_CHILDREN,
@@ -10,7 +11,8 @@ from minilb.balancer import (
     parse_backends,
     require_live_exercises,
 )
-from minilb.policies import load_policy, use_student_notebook
+from minilb.live_core import choose_live_core
+from minilb.policies import load_policy_from
 from minilb.protocol import open_listener
 
 
@@ -46,10 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.student:
-        use_student_notebook(args.student)
+    core = choose_live_core(args.student)  # before lesson 4 is done: the kit's threaded relay
     backends = parse_backends(args.servers)
-    policy = load_policy(args.policy)
+    policy, policy_source = load_policy_from(args.policy)
     require_live_exercises(policy)
     listener = open_listener(args.host, args.port)
     balancer = Balancer(
@@ -58,5 +59,6 @@ def _run(args: argparse.Namespace) -> int:
     )
     host, port = listener.getsockname()[:2]
     print(f"listening on {host}:{port}", flush=True)
+    print(f"{core}; policy: {policy_source}", file=sys.stderr, flush=True)  # stdout: the log
     balancer.serve_forever()
     return 0

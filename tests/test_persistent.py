@@ -167,6 +167,7 @@ def test_waits_for_a_server_that_is_not_up_yet(tmp_path):
     server_pid = None
     try:
         port = int(balancer.stdout.readline().rsplit(":", 1)[1])
+        assert "core:" in balancer.stderr.readline()  # which relay core and policy it runs
         assert "waiting for server vp1" in balancer.stderr.readline()
         server_pid, _ = start_server("VP", 0.01, address)
         assert send_request(("127.0.0.1", port), ("M", 2)).reply == b"M2"

@@ -7,8 +7,10 @@ How to find the optimum faster is lesson 3's exercise; the reference solver and 
 explanation of how it works are in this file's solution region (instructors only).
 """
 
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
 from math import ceil, gcd
+from operator import itemgetter
 
 from minilb.costs import DEFAULT_FLEET, FACTORS, REQUEST_TYPES, check_fleet, check_request
 from minilb.timeline import service_time
@@ -90,9 +92,13 @@ def optimal_makespan(
 #    - the same situation (same depth, same loads up to swapping identical servers) already failed.
 # 3. **A stronger check for stubborn cases.** Most searches succeed within a few steps per request.
 #    When one runs long, ``T`` may be impossible for a reason step 1 ignores: requests cannot be
-#    cut. From then on, before each search, a knapsack (dynamic programming over the M group's
-#    time) decides whether the requests, kept whole, can be split between the two groups at all;
-#    if not, that ``T`` is skipped without a search.
+#    cut. From then on each ``T`` goes through a knapsack first: keep requests whole but merge
+#    each group's servers into one; which requests should the M group take (within its time) to
+#    save the VP group enough? Built once per batch as a Pareto front, it rules out a ``T``
+#    at once, and its best answers are tried first: give the M group that share, then place
+#    each group on its own (two identical servers: a subset-sum bitset). Near the optimum the
+#    shares that save enough are few, so all of them are listed and each group decided exactly;
+#    only if there are too many does the whole-fleet search of step 2 run without a limit.
 #
 # The search is exponential in the worst case (the problem is NP-hard, like bin packing), but the
 # bounds are tight on almost every instance, so a large batch is usually solved by a search that
@@ -107,10 +113,13 @@ _EPSILON = 1e-6
 # A quick search gets this many steps per request before the stronger check is worth its cost.
 _QUICK_TRY_STEPS = 20
 # Memory caps, so that huge lengths or stubborn searches cannot exhaust the machine: failed
-# situations remembered (about 70 bytes each), bits of subset-sum bitsets, knapsack size.
+# situations remembered (about 70 bytes each), bits of subset-sum bitsets.
 _MAX_SITUATIONS = 1_000_000
 _MAX_BITSET_BITS = 1 << 28
-_MAX_KNAPSACK_ROOM = 1 << 20
+# Step 3 tries this many of the knapsack's best choices for the M group before a full search.
+_KNAPSACK_TRIES = 20
+# Steps for listing every choice of the M group's share before searching the whole fleet.
+_MAX_SHARE_STEPS = 200_000
 
 
 class _SearchTooLong(Exception):
@@ -128,6 +137,7 @@ class _Batch:
         self.fastest = [min(self.time[kind][i] for kind in self.groups) for i in range(len(self))]
         # A server's load is a sum of processing times on its kind, so a multiple of their gcd.
         self.step = {kind: gcd(*self.time[kind]) for kind in self.groups}
+        self.knapsack: _KnapsackFront | None = None  # step 3's, built when first needed
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -208,39 +218,181 @@ def _relaxed_optimum(batch: _Batch) -> int:
     return low
 
 
-def _whole_split_fits(batch: _Batch, target: int) -> bool:
-    """Step 3, a stronger relaxation: requests stay whole, only each group's servers are merged
-    into one big server. A knapsack: which requests should the M group take (using at most its
-    room) to save the VP group the most time?"""
-    shared = _share_out(batch, target)
-    if shared is None:
-        return False
-    room, either = shared
-    if len(room) == 1 or room["M"] > _MAX_KNAPSACK_ROOM:  # nothing to add, or too big to try
-        return _relaxed_fits(batch, target)
-    m_time, vp_time = batch.time["M"], batch.time["VP"]
-    must_save = sum(vp_time[i] for i in either) - room["VP"]
-    # saved[w]: the most VP time the M group can take over using at most w of its time.
-    saved = [0] * (room["M"] + 1)
-    for i in either:
-        if must_save <= saved[-1]:
-            break
-        w, v = m_time[i], vp_time[i]
-        if w <= room["M"]:
-            shifted = [s + v for s in saved[: len(saved) - w]]
-            saved[w:] = map(max, saved[w:], shifted)
-    return must_save <= saved[-1]
+def _greedy_makespan(batch: _Batch) -> int:
+    """An upper bound: each request, longest first, on the server that would finish it first."""
+    loads = [0] * len(batch.kinds)
+    for i in sorted(range(len(batch)), key=lambda i: -batch.fastest[i]):
+        finish = [load + batch.time[kind][i] for load, kind in zip(loads, batch.kinds, strict=True)]
+        server = finish.index(min(finish))
+        loads[server] = finish[server]
+    return max(loads)
+
+
+class _KnapsackFront:
+    """Step 3: requests stay whole, only each group's servers are merged into one big server.
+    Then the M group should take the requests that save the VP group the most time: a knapsack.
+
+    Instead of a table over every load, which huge lengths make far too big, the front keeps
+    the Pareto-optimal choices only (Nemhauser and Ullmann): each is (M time, VP time saved,
+    the chosen requests), sorted by M time with the saving strictly growing, so that a choice
+    that takes more M time and saves no more is dropped.
+    """
+
+    def __init__(self, batch: _Batch) -> None:
+        self.batch = batch
+        self.m_servers, self.vp_servers = batch.kinds.count("M"), batch.kinds.count("VP")
+        largest = batch.capacity(_greedy_makespan(batch))
+        self.room = self.m_servers * largest["M"]  # the front is exact up to this M time
+        m_time, vp_time = batch.time["M"], batch.time["VP"]
+        still = sum(vp_time)  # VP time of the requests not yet considered
+        least_saving = still - self.vp_servers * largest["VP"]
+        front: list[tuple[int, int, tuple | None]] = [(0, 0, None)]
+        for i in sorted(range(len(batch)), key=lambda i: m_time[i] / vp_time[i]):
+            still -= vp_time[i]
+            with_i = [(w + m_time[i], v + vp_time[i], (i, chosen)) for w, v, chosen in front]
+            candidates, front = sorted(front + with_i, key=itemgetter(0)), []
+            for point in candidates:
+                # Too much M time, or saving too little even with every later request: useless.
+                if point[0] > self.room or point[1] + still < least_saving:
+                    continue
+                if not front or point[1] > front[-1][1]:
+                    front.append(point)
+        self.front = front
+        self.weights = [w for w, _, _ in front]
+
+    def choices(self, target: int) -> list[list[int]]:
+        """Which requests the M group may take within ``target`` (best saving first); empty
+        if none saves the VP group enough, so ``target`` is impossible."""
+        per_server = self.batch.capacity(target)
+        room = self.m_servers * per_server["M"]
+        must_save = sum(self.batch.time["VP"]) - self.vp_servers * per_server["VP"]
+        if room > self.room:  # beyond what the front knows: cannot rule anything out
+            return [[]]
+        found = []
+        for _, v, chosen in reversed(self.front[: bisect_right(self.weights, room)]):
+            if v < must_save:
+                break
+            found.append([])
+            while chosen is not None:
+                i, chosen = chosen
+                found[-1].append(i)
+        return found
 
 
 def _decide(batch: _Batch, target: int, patient: bool) -> list[int] | None:
     """An assignment with a makespan of at most ``target``, or None if there is none.
 
     Not ``patient``: a quick search that raises ``_SearchTooLong`` if it runs long. Patient: the
-    knapsack check of step 3 first, then a search for as long as it takes.
+    knapsack of step 3 first, then each group on its own, then a search as long as it takes.
     """
     if not patient:
         return _fit_within(batch, target, max_steps=_QUICK_TRY_STEPS * len(batch))
-    return _fit_within(batch, target) if _whole_split_fits(batch, target) else None
+    if len(batch.groups) == 1:
+        return _fit_within(batch, target)
+    if batch.knapsack is None:
+        batch.knapsack = _KnapsackFront(batch)
+    best_choices = batch.knapsack.choices(target)
+    if not best_choices:
+        return None
+    for on_m in best_choices[:_KNAPSACK_TRIES]:  # usually the best choice already fits
+        assignment = _split_by_group(batch, target, on_m, _QUICK_TRY_STEPS * len(batch))
+        if assignment is not None:
+            return assignment
+    try:  # every choice of the M group's share, each group then decided exactly on its own
+        for on_m in _m_shares(batch, target, max_steps=_MAX_SHARE_STEPS):
+            assignment = _split_by_group(batch, target, on_m)
+            if assignment is not None:
+                return assignment
+        return None
+    except _SearchTooLong:  # too many choices: search the whole fleet at once
+        return _fit_within(batch, target)
+
+
+def _m_shares(batch: _Batch, target: int, max_steps: int) -> Iterator[list[int]]:
+    """Every set of requests that the merged M group can take within ``target`` while saving
+    the merged VP group enough time (step 3's knapsack, all its answers, not only the best).
+    Raises ``_SearchTooLong`` after ``max_steps`` steps: near the optimum there are few."""
+    m_time, vp_time = batch.time["M"], batch.time["VP"]
+    per_server = batch.capacity(target)
+    room = batch.kinds.count("M") * per_server["M"]
+    must_save = sum(vp_time) - batch.kinds.count("VP") * per_server["VP"]
+    order = sorted(range(len(batch)), key=lambda i: m_time[i] / vp_time[i])
+
+    def most_saved(depth: int, free: int) -> float:
+        # The requests from ``depth`` on, cut freely, best saving per M time first.
+        saved = 0.0
+        for i in order[depth:]:
+            if m_time[i] > free:
+                return saved + vp_time[i] * free / m_time[i]
+            free, saved = free - m_time[i], saved + vp_time[i]
+        return saved
+
+    stack: list[tuple[int, int, int, list[int]]] = [(0, room, must_save, [])]
+    while stack:
+        max_steps -= 1
+        if max_steps < 0:
+            raise _SearchTooLong
+        depth, free, short, chosen = stack.pop()
+        if most_saved(depth, free) < short - _EPSILON:
+            continue
+        if depth == len(order):
+            yield chosen
+            continue
+        i = order[depth]
+        stack.append((depth + 1, free, short, chosen))
+        if m_time[i] <= free:  # taking request i is tried first (popped first)
+            stack.append((depth + 1, free - m_time[i], short - vp_time[i], [*chosen, i]))
+
+
+def _split_by_group(
+    batch: _Batch, target: int, on_m: list[int], max_steps: float = float("inf")
+) -> list[int] | None:
+    """An assignment within ``target`` giving the M servers exactly the requests ``on_m``, or
+    None if there is none (or none found within ``max_steps`` per group)."""
+    assignment = [0] * len(batch)
+    taken = set(on_m)
+    for kind in batch.groups:
+        mine = [i for i in range(len(batch)) if (i in taken) == (kind == "M")]
+        servers = [s for s, k in enumerate(batch.kinds) if k == kind]
+        times = [batch.time[kind][i] for i in mine]
+        capacity = batch.capacity(target)[kind]
+        if len(servers) == 2 and len(times) * capacity <= _MAX_BITSET_BITS:
+            found = _two_way_split(times, capacity)
+        else:
+            group = _Batch([batch.jobs[i] for i in mine], [kind] * len(servers))
+            try:
+                found = _fit_within(group, target, max_steps) if mine else []
+            except _SearchTooLong:
+                found = None
+        if found is None:
+            return None
+        for i, server in zip(mine, found, strict=True):
+            assignment[i] = servers[server]
+    return assignment
+
+
+def _two_way_split(times: list[int], capacity: int) -> list[int] | None:
+    """Two identical servers: put on server 1 a subset whose sum lies within ``capacity`` of
+    the total, so that neither server exceeds it; 0/1 per request, or None if there is none.
+    Subset sums as a bitset (bit x set when some subset sums to x), one per prefix, so that
+    the subset can be read back from the last request to the first."""
+    total = sum(times)
+    if total > 2 * capacity:
+        return None
+    mask = (2 << capacity) - 1
+    sums = [1]
+    for t in times:
+        sums.append((sums[-1] | sums[-1] << t) & mask)
+    wanted = sums[-1] >> (total - capacity) if total > capacity else sums[-1]
+    if not wanted:
+        return None
+    reach = (wanted & -wanted).bit_length() - 1 + max(total - capacity, 0)  # smallest such sum
+    side = [0] * len(times)
+    for position in reversed(range(len(times))):
+        if not sums[position] >> reach & 1:  # not reachable without this request: take it
+            side[position] = 1
+            reach -= times[position]
+    return side
 
 
 def _fit_within(batch: _Batch, target: int, max_steps: float = float("inf")) -> list[int] | None:

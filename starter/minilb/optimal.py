@@ -7,8 +7,10 @@ How to find the optimum faster is lesson 3's exercise; the reference solver and 
 explanation of how it works are in this file's solution region (instructors only).
 """
 
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
 from math import ceil, gcd
+from operator import itemgetter
 
 from minilb.costs import DEFAULT_FLEET, FACTORS, REQUEST_TYPES, check_fleet, check_request
 from minilb.timeline import service_time

@@ -228,3 +228,19 @@ def test_bad_input_says_what_is_wrong(requests, fleet, message):
     for function in (optimal_makespan, lower_bound):
         with pytest.raises(ValueError, match=message):
             function(requests, fleet)
+
+
+@given(st.lists(st.integers(1, 60), max_size=10), st.integers(1, 200))
+def test_both_two_server_splits_agree_with_brute_force(times, capacity):
+    """The VP pair's split, by bitset and by meeting in the middle (used for huge lengths)."""
+    from minilb.optimal import _two_way_split, _two_way_split_in_halves
+
+    def loads(sides):
+        return [sum(t for t, side in zip(times, sides, strict=True) if side == s) for s in (0, 1)]
+
+    sides_of_all = itertools.product((0, 1), repeat=len(times))
+    possible = any(max(loads(sides)) <= capacity for sides in sides_of_all)
+    for split in (_two_way_split, _two_way_split_in_halves):
+        sides = split(times, capacity)
+        assert (sides is not None) == possible
+        assert sides is None or max(loads(sides)) <= capacity

@@ -7,7 +7,7 @@ How to find the optimum faster is lesson 3's exercise; the reference solver and 
 explanation of how it works are in this file's solution region (instructors only).
 """
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from math import ceil, gcd
 from operator import itemgetter
@@ -116,6 +116,9 @@ _QUICK_TRY_STEPS = 20
 # situations remembered (about 70 bytes each), bits of subset-sum bitsets.
 _MAX_SITUATIONS = 1_000_000
 _MAX_BITSET_BITS = 1 << 28
+# The search's pruning reads its bitsets at every step: beyond this size that costs more than
+# the pruning saves.
+_MAX_SEARCH_BITSET_BITS = 1 << 22
 # Step 3 tries this many of the knapsack's best choices for the M group before a full search.
 _KNAPSACK_TRIES = 20
 # Steps for listing every choice of the M group's share before searching the whole fleet.
@@ -247,7 +250,7 @@ class _KnapsackFront:
         still = sum(vp_time)  # VP time of the requests not yet considered
         least_saving = still - self.vp_servers * largest["VP"]
         front: list[tuple[int, int, tuple | None]] = [(0, 0, None)]
-        for i in sorted(range(len(batch)), key=lambda i: m_time[i] / vp_time[i]):
+        for i in sorted(range(len(batch)), key=lambda i: -m_time[i] / vp_time[i]):
             still -= vp_time[i]
             with_i = [(w + m_time[i], v + vp_time[i], (i, chosen)) for w, v, chosen in front]
             candidates, front = sorted(front + with_i, key=itemgetter(0)), []
@@ -356,7 +359,9 @@ def _split_by_group(
         servers = [s for s, k in enumerate(batch.kinds) if k == kind]
         times = [batch.time[kind][i] for i in mine]
         capacity = batch.capacity(target)[kind]
-        if len(servers) == 2 and len(times) * capacity <= _MAX_BITSET_BITS:
+        if len(servers) == 1:
+            found = [0] * len(times) if sum(times) <= capacity else None
+        elif len(servers) == 2 and min(len(times) * capacity, 2 ** len(times)) <= _MAX_BITSET_BITS:
             found = _two_way_split(times, capacity)
         else:
             group = _Batch([batch.jobs[i] for i in mine], [kind] * len(servers))
@@ -373,12 +378,16 @@ def _split_by_group(
 
 def _two_way_split(times: list[int], capacity: int) -> list[int] | None:
     """Two identical servers: put on server 1 a subset whose sum lies within ``capacity`` of
-    the total, so that neither server exceeds it; 0/1 per request, or None if there is none.
-    Subset sums as a bitset (bit x set when some subset sums to x), one per prefix, so that
-    the subset can be read back from the last request to the first."""
+    the total, so that neither server exceeds it; 0/1 per request, or None if there is none."""
     total = sum(times)
     if total > 2 * capacity:
         return None
+    # Whichever is cheaper: the bitset costs about requests * capacity bits of work, meeting in
+    # the middle about 2 ** (requests / 2) Python steps, each worth a few thousand bits.
+    if 2 ** (len(times) // 2) * 4096 < len(times) * capacity:
+        return _two_way_split_in_halves(times, capacity)
+    # Subset sums as a bitset (bit x set when some subset sums to x), one per prefix, so that
+    # the subset can be read back from the last request to the first.
     mask = (2 << capacity) - 1
     sums = [1]
     for t in times:
@@ -393,6 +402,28 @@ def _two_way_split(times: list[int], capacity: int) -> list[int] | None:
             side[position] = 1
             reach -= times[position]
     return side
+
+
+def _two_way_split_in_halves(times: list[int], capacity: int) -> list[int] | None:
+    """The same for lengths too huge for a bitset: meet in the middle. Every subset sum of each
+    half (with the subset as a bit mask), and for each sum of the first half a binary search
+    for a matching sum of the second: about 2 ** (requests / 2) steps."""
+    total, middle = sum(times), len(times) // 2
+
+    def subset_sums(part: list[int]) -> list[tuple[int, int]]:
+        sums = [(0, 0)]
+        for bit, t in enumerate(part):
+            sums += [(s + t, chosen | 1 << bit) for s, chosen in sums]
+        return sorted(sums)
+
+    first, second = subset_sums(times[:middle]), subset_sums(times[middle:])
+    second_sums = [s for s, _ in second]
+    for s, chosen in first:
+        j = bisect_left(second_sums, total - capacity - s)
+        if j < len(second) and s + second_sums[j] <= capacity:
+            together = chosen | second[j][1] << middle
+            return [together >> position & 1 for position in range(len(times))]
+    return None
 
 
 def _fit_within(batch: _Batch, target: int, max_steps: float = float("inf")) -> list[int] | None:
@@ -412,7 +443,7 @@ def _fit_within(batch: _Batch, target: int, max_steps: float = float("inf")) -> 
         remaining[depth] = dict(remaining[depth + 1])
         remaining[depth][jobs[order[depth]].type] += jobs[order[depth]].length
     sums = None
-    if len(order) * sum(per_server.values()) <= _MAX_BITSET_BITS:
+    if len(order) * sum(per_server.values()) <= _MAX_SEARCH_BITSET_BITS:
         sums = [dict.fromkeys(per_server, 1) for _ in range(len(order) + 1)]
         for depth in reversed(range(len(order))):
             for kind, below in sums[depth + 1].items():

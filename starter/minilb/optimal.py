@@ -7,7 +7,7 @@ How to find the optimum faster is lesson 3's exercise; the reference solver and 
 explanation of how it works are in this file's solution region (instructors only).
 """
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from math import ceil, gcd
 from operator import itemgetter

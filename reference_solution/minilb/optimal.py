@@ -10,7 +10,6 @@ explanation of how it works are in this file's solution region (instructors only
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from math import ceil, gcd
-from operator import itemgetter
 
 from minilb.costs import DEFAULT_FLEET, FACTORS, REQUEST_TYPES, check_fleet, check_request
 from minilb.timeline import service_time
@@ -92,13 +91,13 @@ def optimal_makespan(
 #    - the same situation (same depth, same loads up to swapping identical servers) already failed.
 # 3. **A stronger check for stubborn cases.** Most searches succeed within a few steps per request.
 #    When one runs long, ``T`` may be impossible for a reason step 1 ignores: requests cannot be
-#    cut. From then on each ``T`` goes through a knapsack first: keep requests whole but merge
-#    each group's servers into one; which requests should the M group take (within its time) to
-#    save the VP group enough? Built once per batch as a Pareto front, it rules out a ``T``
-#    at once, and its best answers are tried first: give the M group that share, then place
-#    each group on its own (two identical servers: a subset-sum bitset). Near the optimum the
-#    shares that save enough are few, so all of them are listed and each group decided exactly;
-#    only if there are too many does the whole-fleet search of step 2 run without a limit.
+#    cut. From then on each ``T`` goes through a knapsack: keep requests whole but merge each
+#    group's servers into one; which requests should the M group take (within its time) to save
+#    the VP group enough? Built once per batch as Pareto fronts, it rules a ``T`` out at once,
+#    or lists every share of the M group that saves enough (near the optimum there are few).
+#    Each share is then checked group by group: one server by its sum, two identical servers
+#    by a subset sum (a bitset, or for huge lengths meeting in the middle), more by step 2's
+#    search. Only when the shares cannot settle ``T`` does the whole-fleet search run unlimited.
 #
 # The search is exponential in the worst case (the problem is NP-hard, like bin packing), but the
 # bounds are tight on almost every instance, so a large batch is usually solved by a search that
@@ -118,9 +117,7 @@ _MAX_SITUATIONS = 1_000_000
 _MAX_BITSET_BITS = 1 << 28
 # The search's pruning reads its bitsets at every step: beyond this size that costs more than
 # the pruning saves.
-_MAX_SEARCH_BITSET_BITS = 1 << 22
-# Step 3 tries this many of the knapsack's best choices for the M group before a full search.
-_KNAPSACK_TRIES = 20
+_MAX_SEARCH_BITSET_BITS = 1 << 27
 # Steps for listing every choice of the M group's share before searching the whole fleet.
 _MAX_SHARE_STEPS = 200_000
 
@@ -233,125 +230,102 @@ def _greedy_makespan(batch: _Batch) -> int:
 
 class _KnapsackFront:
     """Step 3: requests stay whole, only each group's servers are merged into one big server.
-    Then the M group should take the requests that save the VP group the most time: a knapsack.
+    Then the M group should take requests that save the VP group enough time: a knapsack.
 
-    Instead of a table over every load, which huge lengths make far too big, the front keeps
-    the Pareto-optimal choices only (Nemhauser and Ullmann): each is (M time, VP time saved,
-    the chosen requests), sorted by M time with the saving strictly growing, so that a choice
-    that takes more M time and saves no more is dropped.
+    Instead of a table over every load, which huge lengths make far too big, it keeps for each
+    prefix of the requests the Pareto-optimal choices only (Nemhauser and Ullmann): pairs (M
+    time, VP time saved) sorted by M time with the saving strictly growing, so that a choice
+    that takes more M time and saves no more is dropped. Built once for makespans up to
+    ``largest``; reading the fronts backwards lists every choice that saves enough.
     """
 
-    def __init__(self, batch: _Batch) -> None:
-        self.batch = batch
-        self.m_servers, self.vp_servers = batch.kinds.count("M"), batch.kinds.count("VP")
-        largest = batch.capacity(_greedy_makespan(batch))
-        self.room = self.m_servers * largest["M"]  # the front is exact up to this M time
+    def __init__(self, batch: _Batch, largest: int) -> None:
+        self.batch, self.largest = batch, largest
         m_time, vp_time = batch.time["M"], batch.time["VP"]
+        room, least_saving = self.room_and_saving(largest)
         still = sum(vp_time)  # VP time of the requests not yet considered
-        least_saving = still - self.vp_servers * largest["VP"]
-        front: list[tuple[int, int, tuple | None]] = [(0, 0, None)]
-        for i in sorted(range(len(batch)), key=lambda i: -m_time[i] / vp_time[i]):
+        # Least useful first, so that the best requests are decided first when reading back.
+        self.order = sorted(range(len(batch)), key=lambda i: -m_time[i] / vp_time[i])
+        front = [(0, 0)]
+        self.fronts = [([0], [0])]  # per prefix: the M times, and the savings
+        for i in self.order:
             still -= vp_time[i]
-            with_i = [(w + m_time[i], v + vp_time[i], (i, chosen)) for w, v, chosen in front]
-            candidates, front = sorted(front + with_i, key=itemgetter(0)), []
-            for point in candidates:
+            with_i = [(w + m_time[i], v + vp_time[i]) for w, v in front]
+            candidates, front = sorted(front + with_i), []
+            for w, v in candidates:
                 # Too much M time, or saving too little even with every later request: useless.
-                if point[0] > self.room or point[1] + still < least_saving:
-                    continue
-                if not front or point[1] > front[-1][1]:
-                    front.append(point)
-        self.front = front
-        self.weights = [w for w, _, _ in front]
+                if w <= room and v + still >= least_saving and (not front or v > front[-1][1]):
+                    front.append((w, v))
+            self.fronts.append(([w for w, _ in front], [v for _, v in front]))
 
-    def choices(self, target: int) -> list[list[int]]:
-        """Which requests the M group may take within ``target`` (best saving first); empty
-        if none saves the VP group enough, so ``target`` is impossible."""
-        per_server = self.batch.capacity(target)
-        room = self.m_servers * per_server["M"]
-        must_save = sum(self.batch.time["VP"]) - self.vp_servers * per_server["VP"]
-        if room > self.room:  # beyond what the front knows: cannot rule anything out
-            return [[]]
-        found = []
-        for _, v, chosen in reversed(self.front[: bisect_right(self.weights, room)]):
-            if v < must_save:
-                break
-            found.append([])
-            while chosen is not None:
-                i, chosen = chosen
-                found[-1].append(i)
-        return found
+    def room_and_saving(self, target: int) -> tuple[int, int]:
+        """The merged M group's time within ``target``, and the VP time it must take over."""
+        per_server, kinds = self.batch.capacity(target), self.batch.kinds
+        needed = sum(self.batch.time["VP"]) - kinds.count("VP") * per_server["VP"]
+        return kinds.count("M") * per_server["M"], needed
+
+    def can_save(self, prefix: int, room: int, needed: int) -> bool:
+        """Can some of the first ``prefix`` requests save ``needed`` within ``room`` M time?"""
+        weights, savings = self.fronts[prefix]
+        best = bisect_right(weights, room) - 1
+        return best >= 0 and savings[best] >= needed
+
+    def shares(self, target: int, max_steps: int) -> Iterator[list[int]]:
+        """Every set of requests that the M group can take within ``target`` while saving
+        enough, best requests first. Every step leads to one (a front says so before each), so
+        near the optimum, where there are few, listing them is quick; raises
+        ``_SearchTooLong`` after ``max_steps`` steps."""
+        m_time, vp_time = self.batch.time["M"], self.batch.time["VP"]
+        stack = [(len(self.order), *self.room_and_saving(target), [])]
+        while stack:
+            max_steps -= 1
+            if max_steps < 0:
+                raise _SearchTooLong
+            prefix, room, needed, chosen = stack.pop()
+            if prefix == 0:
+                yield chosen
+                continue
+            i = self.order[prefix - 1]
+            if self.can_save(prefix - 1, room, needed):  # without request i
+                stack.append((prefix - 1, room, needed, chosen))
+            room_left, still_needed = room - m_time[i], needed - vp_time[i]
+            if room_left >= 0 and self.can_save(prefix - 1, room_left, still_needed):
+                stack.append((prefix - 1, room_left, still_needed, [*chosen, i]))
 
 
 def _decide(batch: _Batch, target: int, patient: bool) -> list[int] | None:
     """An assignment with a makespan of at most ``target``, or None if there is none.
 
     Not ``patient``: a quick search that raises ``_SearchTooLong`` if it runs long. Patient: the
-    knapsack of step 3 first, then each group on its own, then a search as long as it takes.
+    knapsack of step 3, each of its answers with each group on its own, and only if that does
+    not settle it a search of the whole fleet as long as it takes.
     """
     if not patient:
         return _fit_within(batch, target, max_steps=_QUICK_TRY_STEPS * len(batch))
     if len(batch.groups) == 1:
         return _fit_within(batch, target)
-    if batch.knapsack is None:
-        batch.knapsack = _KnapsackFront(batch)
-    best_choices = batch.knapsack.choices(target)
-    if not best_choices:
-        return None
-    for on_m in best_choices[:_KNAPSACK_TRIES]:  # usually the best choice already fits
-        assignment = _split_by_group(batch, target, on_m, _QUICK_TRY_STEPS * len(batch))
-        if assignment is not None:
-            return assignment
-    try:  # every choice of the M group's share, each group then decided exactly on its own
-        for on_m in _m_shares(batch, target, max_steps=_MAX_SHARE_STEPS):
-            assignment = _split_by_group(batch, target, on_m)
+    if batch.knapsack is None or batch.knapsack.largest < target:
+        batch.knapsack = _KnapsackFront(batch, max(target, _greedy_makespan(batch)))
+    undecided = False
+    try:
+        for on_m in batch.knapsack.shares(target, max_steps=_MAX_SHARE_STEPS):
+            try:
+                assignment = _split_by_group(batch, target, on_m, _QUICK_TRY_STEPS * len(batch))
+            except _SearchTooLong:
+                undecided = True
+                continue
             if assignment is not None:
                 return assignment
-        return None
-    except _SearchTooLong:  # too many choices: search the whole fleet at once
-        return _fit_within(batch, target)
-
-
-def _m_shares(batch: _Batch, target: int, max_steps: int) -> Iterator[list[int]]:
-    """Every set of requests that the merged M group can take within ``target`` while saving
-    the merged VP group enough time (step 3's knapsack, all its answers, not only the best).
-    Raises ``_SearchTooLong`` after ``max_steps`` steps: near the optimum there are few."""
-    m_time, vp_time = batch.time["M"], batch.time["VP"]
-    per_server = batch.capacity(target)
-    room = batch.kinds.count("M") * per_server["M"]
-    must_save = sum(vp_time) - batch.kinds.count("VP") * per_server["VP"]
-    order = sorted(range(len(batch)), key=lambda i: m_time[i] / vp_time[i])
-
-    def most_saved(depth: int, free: int) -> float:
-        # The requests from ``depth`` on, cut freely, best saving per M time first.
-        saved = 0.0
-        for i in order[depth:]:
-            if m_time[i] > free:
-                return saved + vp_time[i] * free / m_time[i]
-            free, saved = free - m_time[i], saved + vp_time[i]
-        return saved
-
-    stack: list[tuple[int, int, int, list[int]]] = [(0, room, must_save, [])]
-    while stack:
-        max_steps -= 1
-        if max_steps < 0:
-            raise _SearchTooLong
-        depth, free, short, chosen = stack.pop()
-        if most_saved(depth, free) < short - _EPSILON:
-            continue
-        if depth == len(order):
-            yield chosen
-            continue
-        i = order[depth]
-        stack.append((depth + 1, free, short, chosen))
-        if m_time[i] <= free:  # taking request i is tried first (popped first)
-            stack.append((depth + 1, free - m_time[i], short - vp_time[i], [*chosen, i]))
+    except _SearchTooLong:  # too many answers to try them all
+        undecided = True
+    return _fit_within(batch, target) if undecided else None
 
 
 def _split_by_group(
-    batch: _Batch, target: int, on_m: list[int], max_steps: float = float("inf")
+    batch: _Batch, target: int, on_m: list[int], max_steps: float
 ) -> list[int] | None:
     """An assignment within ``target`` giving the M servers exactly the requests ``on_m``, or
-    None if there is none (or none found within ``max_steps`` per group)."""
+    None if there is none; raises ``_SearchTooLong`` if a group takes over ``max_steps``."""
     assignment = [0] * len(batch)
     taken = set(on_m)
     for kind in batch.groups:
@@ -365,10 +339,7 @@ def _split_by_group(
             found = _two_way_split(times, capacity)
         else:
             group = _Batch([batch.jobs[i] for i in mine], [kind] * len(servers))
-            try:
-                found = _fit_within(group, target, max_steps) if mine else []
-            except _SearchTooLong:
-                found = None
+            found = _fit_within(group, target, max_steps) if mine else []
         if found is None:
             return None
         for i, server in zip(mine, found, strict=True):

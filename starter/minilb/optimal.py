@@ -10,7 +10,6 @@ explanation of how it works are in this file's solution region (instructors only
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from math import ceil, gcd
-from operator import itemgetter
 
 from minilb.costs import DEFAULT_FLEET, FACTORS, REQUEST_TYPES, check_fleet, check_request
 from minilb.timeline import service_time

@@ -85,7 +85,7 @@ def measure(name, draw, batches, disagreements):
 
 
 def main() -> int:
-    console = Console(width=max(Console().width, 150))  # a pipe is 80 wide: too narrow
+    console = Console(width=max(Console().width, 190))  # a pipe is 80 wide: too narrow
     table = Table(title="exact batch makespan, default fleet, single thread")
     columns = ["family", "batches", "ours (median)", "CP-SAT (median)", "HiGHS (median)"]
     columns += [f"{a}/ours {kind}" for a in ANCHORS for kind in ("median", "worst")]

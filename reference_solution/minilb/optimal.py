@@ -112,8 +112,10 @@ _EPSILON = 1e-6
 # A quick search gets this many steps per request before the stronger check is worth its cost.
 _QUICK_TRY_STEPS = 20
 # Memory caps, so that huge lengths or stubborn searches cannot exhaust the machine: failed
-# situations remembered (about 70 bytes each), bits of subset-sum bitsets.
+# situations remembered (about 70 bytes each), bits of subset-sum bitsets, knapsack choices
+# remembered (about 70 bytes each).
 _MAX_SITUATIONS = 1_000_000
+_MAX_FRONT_POINTS = 1_000_000
 _MAX_BITSET_BITS = 1 << 28
 # The search's pruning reads its bitsets at every step: beyond this size that costs more than
 # the pruning saves.
@@ -247,7 +249,8 @@ class _KnapsackFront:
         # Least useful first, so that the best requests are decided first when reading back.
         self.order = sorted(range(len(batch)), key=lambda i: -m_time[i] / vp_time[i])
         front = [(0, 0)]
-        self.fronts = [([0], [0])]  # per prefix: the M times, and the savings
+        self.fronts: list[tuple[list[int], list[int]]] | None = [([0], [0])]  # per prefix
+        stored = 1
         for i in self.order:
             still -= vp_time[i]
             with_i = [(w + m_time[i], v + vp_time[i]) for w, v in front]
@@ -257,6 +260,10 @@ class _KnapsackFront:
                 if w <= room and v + still >= least_saving and (not front or v > front[-1][1]):
                     front.append((w, v))
             self.fronts.append(([w for w, _ in front], [v for _, v in front]))
+            stored += len(front)
+            if stored > _MAX_FRONT_POINTS:  # too many to remember: step 3 cannot help
+                self.fronts = None
+                return
 
     def room_and_saving(self, target: int) -> tuple[int, int]:
         """The merged M group's time within ``target``, and the VP time it must take over."""
@@ -266,7 +273,7 @@ class _KnapsackFront:
 
     def can_save(self, prefix: int, room: int, needed: int) -> bool:
         """Can some of the first ``prefix`` requests save ``needed`` within ``room`` M time?"""
-        weights, savings = self.fronts[prefix]
+        weights, savings = self.fronts[prefix]  # type: ignore[index]
         best = bisect_right(weights, room) - 1
         return best >= 0 and savings[best] >= needed
 
@@ -275,6 +282,8 @@ class _KnapsackFront:
         enough, best requests first. Every step leads to one (a front says so before each), so
         near the optimum, where there are few, listing them is quick; raises
         ``_SearchTooLong`` after ``max_steps`` steps."""
+        if self.fronts is None:
+            raise _SearchTooLong
         m_time, vp_time = self.batch.time["M"], self.batch.time["VP"]
         stack = [(len(self.order), *self.room_and_saving(target), [])]
         while stack:

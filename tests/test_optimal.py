@@ -139,6 +139,47 @@ def test_huge_lengths_match_brute_force(fleet):
         check_optimum(requests, fleet, brute_force(requests, fleet))
 
 
+def near_equal_batch(rng, size, shortest=1000, longest=1100):
+    return [(rng.choice(REQUEST_TYPES), rng.randint(shortest, longest)) for _ in range(size)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_near_equal_long_jobs_match_cp_sat_and_highs(seed):
+    """Dozens of requests whose lengths differ by a few percent: the relaxation bound is far
+    from the optimum, so the knapsack bound and the M group's share must do the work."""
+    requests = near_equal_batch(random.Random(f"near {seed}"), 60)
+    cp_sat = solve_cp_sat(requests, DEFAULT_FLEET, time_limit=60)
+    assert cp_sat.proven_optimal
+    value = check_optimum(requests, DEFAULT_FLEET, cp_sat.makespan)
+    assert lower_bound(requests) < value
+    highs = solve_highs(requests, DEFAULT_FLEET, time_limit=60)
+    assert highs.proven_optimal and highs.makespan == value
+
+
+@pytest.mark.parametrize("seed, longest", [(0, 10**6), (1, 10**6), (2, 10**9)])
+def test_huge_lengths_with_many_requests_match_cp_sat(seed, longest):
+    """Too long for tables over every load; the optimum is a few units above the knapsack
+    bound, so makespans just below it must be proven impossible, each M share in turn."""
+    requests = random_batch(random.Random(f"huge many {seed}"), 30, longest)
+    cp_sat = solve_cp_sat(requests, DEFAULT_FLEET, time_limit=60)
+    assert cp_sat.proven_optimal
+    check_optimum(requests, DEFAULT_FLEET, cp_sat.makespan)
+
+
+@pytest.mark.parametrize(
+    "fleet",
+    [("VP", "M", "M"), ("M", "M", "M", "VP"), ("VP",) * 6 + ("M",), ("VP", "VP", "M", "M")],
+    ids="-".join,
+)
+def test_near_equal_jobs_on_other_fleets_match_cp_sat(fleet):
+    rng = random.Random(f"near fleet {fleet}")
+    for size in (12, 24):
+        requests = near_equal_batch(rng, size, 100, 110)
+        cp_sat = solve_cp_sat(requests, fleet, time_limit=60)
+        assert cp_sat.proven_optimal
+        check_optimum(requests, fleet, cp_sat.makespan)
+
+
 def test_a_large_batch_matches_cp_sat():
     requests = random_batch(random.Random("large"), 200, 100)
     check_optimum(requests, DEFAULT_FLEET, solve_cp_sat(requests, DEFAULT_FLEET, 60).makespan)
@@ -187,3 +228,19 @@ def test_bad_input_says_what_is_wrong(requests, fleet, message):
     for function in (optimal_makespan, lower_bound):
         with pytest.raises(ValueError, match=message):
             function(requests, fleet)
+
+
+@given(st.lists(st.integers(1, 60), max_size=10), st.integers(1, 200))
+def test_both_two_server_splits_agree_with_brute_force(times, capacity):
+    """The VP pair's split, by bitset and by meeting in the middle (used for huge lengths)."""
+    from minilb.optimal import _two_way_split, _two_way_split_in_halves
+
+    def loads(sides):
+        return [sum(t for t, side in zip(times, sides, strict=True) if side == s) for s in (0, 1)]
+
+    sides_of_all = itertools.product((0, 1), repeat=len(times))
+    possible = any(max(loads(sides)) <= capacity for sides in sides_of_all)
+    for split in (_two_way_split, _two_way_split_in_halves):
+        sides = split(times, capacity)
+        assert (sides is not None) == possible
+        assert sides is None or max(loads(sides)) <= capacity

@@ -7,7 +7,8 @@ How to find the optimum faster is lesson 3's exercise; the reference solver and 
 explanation of how it works are in this file's solution region (instructors only).
 """
 
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Sequence
 from math import ceil, gcd
 
 from minilb.costs import DEFAULT_FLEET, FACTORS, REQUEST_TYPES, check_fleet, check_request
@@ -90,9 +91,13 @@ def optimal_makespan(
 #    - the same situation (same depth, same loads up to swapping identical servers) already failed.
 # 3. **A stronger check for stubborn cases.** Most searches succeed within a few steps per request.
 #    When one runs long, ``T`` may be impossible for a reason step 1 ignores: requests cannot be
-#    cut. From then on, before each search, a knapsack (dynamic programming over the M group's
-#    time) decides whether the requests, kept whole, can be split between the two groups at all;
-#    if not, that ``T`` is skipped without a search.
+#    cut. From then on each ``T`` goes through a knapsack: keep requests whole but merge each
+#    group's servers into one; which requests should the M group take (within its time) to save
+#    the VP group enough? Built once per batch as Pareto fronts, it rules a ``T`` out at once,
+#    or lists every share of the M group that saves enough (near the optimum there are few).
+#    Each share is then checked group by group: one server by its sum, two identical servers
+#    by a subset sum (a bitset, or for huge lengths meeting in the middle), more by step 2's
+#    search. Only when the shares cannot settle ``T`` does the whole-fleet search run unlimited.
 #
 # The search is exponential in the worst case (the problem is NP-hard, like bin packing), but the
 # bounds are tight on almost every instance, so a large batch is usually solved by a search that
@@ -107,10 +112,16 @@ _EPSILON = 1e-6
 # A quick search gets this many steps per request before the stronger check is worth its cost.
 _QUICK_TRY_STEPS = 20
 # Memory caps, so that huge lengths or stubborn searches cannot exhaust the machine: failed
-# situations remembered (about 70 bytes each), bits of subset-sum bitsets, knapsack size.
+# situations remembered (about 70 bytes each), bits of subset-sum bitsets, knapsack choices
+# remembered (about 70 bytes each).
 _MAX_SITUATIONS = 1_000_000
+_MAX_FRONT_POINTS = 1_000_000
 _MAX_BITSET_BITS = 1 << 28
-_MAX_KNAPSACK_ROOM = 1 << 20
+# The search's pruning reads its bitsets at every step: beyond this size that costs more than
+# the pruning saves.
+_MAX_SEARCH_BITSET_BITS = 1 << 27
+# Steps for listing every choice of the M group's share before searching the whole fleet.
+_MAX_SHARE_STEPS = 200_000
 
 
 class _SearchTooLong(Exception):
@@ -128,6 +139,7 @@ class _Batch:
         self.fastest = [min(self.time[kind][i] for kind in self.groups) for i in range(len(self))]
         # A server's load is a sum of processing times on its kind, so a multiple of their gcd.
         self.step = {kind: gcd(*self.time[kind]) for kind in self.groups}
+        self.knapsack: _KnapsackFront | None = None  # step 3's, built when first needed
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -208,39 +220,190 @@ def _relaxed_optimum(batch: _Batch) -> int:
     return low
 
 
-def _whole_split_fits(batch: _Batch, target: int) -> bool:
-    """Step 3, a stronger relaxation: requests stay whole, only each group's servers are merged
-    into one big server. A knapsack: which requests should the M group take (using at most its
-    room) to save the VP group the most time?"""
-    shared = _share_out(batch, target)
-    if shared is None:
-        return False
-    room, either = shared
-    if len(room) == 1 or room["M"] > _MAX_KNAPSACK_ROOM:  # nothing to add, or too big to try
-        return _relaxed_fits(batch, target)
-    m_time, vp_time = batch.time["M"], batch.time["VP"]
-    must_save = sum(vp_time[i] for i in either) - room["VP"]
-    # saved[w]: the most VP time the M group can take over using at most w of its time.
-    saved = [0] * (room["M"] + 1)
-    for i in either:
-        if must_save <= saved[-1]:
-            break
-        w, v = m_time[i], vp_time[i]
-        if w <= room["M"]:
-            shifted = [s + v for s in saved[: len(saved) - w]]
-            saved[w:] = map(max, saved[w:], shifted)
-    return must_save <= saved[-1]
+def _greedy_makespan(batch: _Batch) -> int:
+    """An upper bound: each request, longest first, on the server that would finish it first."""
+    loads = [0] * len(batch.kinds)
+    for i in sorted(range(len(batch)), key=lambda i: -batch.fastest[i]):
+        finish = [load + batch.time[kind][i] for load, kind in zip(loads, batch.kinds, strict=True)]
+        server = finish.index(min(finish))
+        loads[server] = finish[server]
+    return max(loads)
+
+
+class _KnapsackFront:
+    """Step 3: requests stay whole, only each group's servers are merged into one big server.
+    Then the M group should take requests that save the VP group enough time: a knapsack.
+
+    Instead of a table over every load, which huge lengths make far too big, it keeps for each
+    prefix of the requests the Pareto-optimal choices only (Nemhauser and Ullmann): pairs (M
+    time, VP time saved) sorted by M time with the saving strictly growing, so that a choice
+    that takes more M time and saves no more is dropped. Built once for makespans up to
+    ``largest``; reading the fronts backwards lists every choice that saves enough.
+    """
+
+    def __init__(self, batch: _Batch, largest: int) -> None:
+        self.batch, self.largest = batch, largest
+        m_time, vp_time = batch.time["M"], batch.time["VP"]
+        room, least_saving = self.room_and_saving(largest)
+        still = sum(vp_time)  # VP time of the requests not yet considered
+        # Least useful first, so that the best requests are decided first when reading back.
+        self.order = sorted(range(len(batch)), key=lambda i: -m_time[i] / vp_time[i])
+        front = [(0, 0)]
+        self.fronts: list[tuple[list[int], list[int]]] | None = [([0], [0])]  # per prefix
+        stored = 1
+        for i in self.order:
+            still -= vp_time[i]
+            with_i = [(w + m_time[i], v + vp_time[i]) for w, v in front]
+            candidates, front = sorted(front + with_i), []
+            for w, v in candidates:
+                # Too much M time, or saving too little even with every later request: useless.
+                if w <= room and v + still >= least_saving and (not front or v > front[-1][1]):
+                    front.append((w, v))
+            self.fronts.append(([w for w, _ in front], [v for _, v in front]))
+            stored += len(front)
+            if stored > _MAX_FRONT_POINTS:  # too many to remember: step 3 cannot help
+                self.fronts = None
+                return
+
+    def room_and_saving(self, target: int) -> tuple[int, int]:
+        """The merged M group's time within ``target``, and the VP time it must take over."""
+        per_server, kinds = self.batch.capacity(target), self.batch.kinds
+        needed = sum(self.batch.time["VP"]) - kinds.count("VP") * per_server["VP"]
+        return kinds.count("M") * per_server["M"], needed
+
+    def can_save(self, prefix: int, room: int, needed: int) -> bool:
+        """Can some of the first ``prefix`` requests save ``needed`` within ``room`` M time?"""
+        weights, savings = self.fronts[prefix]  # type: ignore[index]
+        best = bisect_right(weights, room) - 1
+        return best >= 0 and savings[best] >= needed
+
+    def shares(self, target: int, max_steps: int) -> Iterator[list[int]]:
+        """Every set of requests that the M group can take within ``target`` while saving
+        enough, best requests first. Every step leads to one (a front says so before each), so
+        near the optimum, where there are few, listing them is quick; raises
+        ``_SearchTooLong`` after ``max_steps`` steps."""
+        if self.fronts is None:
+            raise _SearchTooLong
+        m_time, vp_time = self.batch.time["M"], self.batch.time["VP"]
+        stack = [(len(self.order), *self.room_and_saving(target), [])]
+        while stack:
+            max_steps -= 1
+            if max_steps < 0:
+                raise _SearchTooLong
+            prefix, room, needed, chosen = stack.pop()
+            if prefix == 0:
+                yield chosen
+                continue
+            i = self.order[prefix - 1]
+            if self.can_save(prefix - 1, room, needed):  # without request i
+                stack.append((prefix - 1, room, needed, chosen))
+            room_left, still_needed = room - m_time[i], needed - vp_time[i]
+            if room_left >= 0 and self.can_save(prefix - 1, room_left, still_needed):
+                stack.append((prefix - 1, room_left, still_needed, [*chosen, i]))
 
 
 def _decide(batch: _Batch, target: int, patient: bool) -> list[int] | None:
     """An assignment with a makespan of at most ``target``, or None if there is none.
 
     Not ``patient``: a quick search that raises ``_SearchTooLong`` if it runs long. Patient: the
-    knapsack check of step 3 first, then a search for as long as it takes.
+    knapsack of step 3, each of its answers with each group on its own, and only if that does
+    not settle it a search of the whole fleet as long as it takes.
     """
     if not patient:
         return _fit_within(batch, target, max_steps=_QUICK_TRY_STEPS * len(batch))
-    return _fit_within(batch, target) if _whole_split_fits(batch, target) else None
+    if len(batch.groups) == 1:
+        return _fit_within(batch, target)
+    if batch.knapsack is None or batch.knapsack.largest < target:
+        batch.knapsack = _KnapsackFront(batch, max(target, _greedy_makespan(batch)))
+    undecided = False
+    try:
+        for on_m in batch.knapsack.shares(target, max_steps=_MAX_SHARE_STEPS):
+            try:
+                assignment = _split_by_group(batch, target, on_m, _QUICK_TRY_STEPS * len(batch))
+            except _SearchTooLong:
+                undecided = True
+                continue
+            if assignment is not None:
+                return assignment
+    except _SearchTooLong:  # too many answers to try them all
+        undecided = True
+    return _fit_within(batch, target) if undecided else None
+
+
+def _split_by_group(
+    batch: _Batch, target: int, on_m: list[int], max_steps: float
+) -> list[int] | None:
+    """An assignment within ``target`` giving the M servers exactly the requests ``on_m``, or
+    None if there is none; raises ``_SearchTooLong`` if a group takes over ``max_steps``."""
+    assignment = [0] * len(batch)
+    taken = set(on_m)
+    for kind in batch.groups:
+        mine = [i for i in range(len(batch)) if (i in taken) == (kind == "M")]
+        servers = [s for s, k in enumerate(batch.kinds) if k == kind]
+        times = [batch.time[kind][i] for i in mine]
+        capacity = batch.capacity(target)[kind]
+        if len(servers) == 1:
+            found = [0] * len(times) if sum(times) <= capacity else None
+        elif len(servers) == 2 and min(len(times) * capacity, 2 ** len(times)) <= _MAX_BITSET_BITS:
+            found = _two_way_split(times, capacity)
+        else:
+            group = _Batch([batch.jobs[i] for i in mine], [kind] * len(servers))
+            found = _fit_within(group, target, max_steps) if mine else []
+        if found is None:
+            return None
+        for i, server in zip(mine, found, strict=True):
+            assignment[i] = servers[server]
+    return assignment
+
+
+def _two_way_split(times: list[int], capacity: int) -> list[int] | None:
+    """Two identical servers: put on server 1 a subset whose sum lies within ``capacity`` of
+    the total, so that neither server exceeds it; 0/1 per request, or None if there is none."""
+    total = sum(times)
+    if total > 2 * capacity:
+        return None
+    # Whichever is cheaper: the bitset costs about requests * capacity bits of work, meeting in
+    # the middle about 2 ** (requests / 2) Python steps, each worth a few thousand bits.
+    if 2 ** (len(times) // 2) * 4096 < len(times) * capacity:
+        return _two_way_split_in_halves(times, capacity)
+    # Subset sums as a bitset (bit x set when some subset sums to x), one per prefix, so that
+    # the subset can be read back from the last request to the first.
+    mask = (2 << capacity) - 1
+    sums = [1]
+    for t in times:
+        sums.append((sums[-1] | sums[-1] << t) & mask)
+    wanted = sums[-1] >> (total - capacity) if total > capacity else sums[-1]
+    if not wanted:
+        return None
+    reach = (wanted & -wanted).bit_length() - 1 + max(total - capacity, 0)  # smallest such sum
+    side = [0] * len(times)
+    for position in reversed(range(len(times))):
+        if not sums[position] >> reach & 1:  # not reachable without this request: take it
+            side[position] = 1
+            reach -= times[position]
+    return side
+
+
+def _two_way_split_in_halves(times: list[int], capacity: int) -> list[int] | None:
+    """The same for lengths too huge for a bitset: meet in the middle. Every subset sum of each
+    half (with the subset as a bit mask), and for each sum of the first half a binary search
+    for a matching sum of the second: about 2 ** (requests / 2) steps."""
+    total, middle = sum(times), len(times) // 2
+
+    def subset_sums(part: list[int]) -> list[tuple[int, int]]:
+        sums = [(0, 0)]
+        for bit, t in enumerate(part):
+            sums += [(s + t, chosen | 1 << bit) for s, chosen in sums]
+        return sorted(sums)
+
+    first, second = subset_sums(times[:middle]), subset_sums(times[middle:])
+    second_sums = [s for s, _ in second]
+    for s, chosen in first:
+        j = bisect_left(second_sums, total - capacity - s)
+        if j < len(second) and s + second_sums[j] <= capacity:
+            together = chosen | second[j][1] << middle
+            return [together >> position & 1 for position in range(len(times))]
+    return None
 
 
 def _fit_within(batch: _Batch, target: int, max_steps: float = float("inf")) -> list[int] | None:
@@ -260,7 +423,7 @@ def _fit_within(batch: _Batch, target: int, max_steps: float = float("inf")) -> 
         remaining[depth] = dict(remaining[depth + 1])
         remaining[depth][jobs[order[depth]].type] += jobs[order[depth]].length
     sums = None
-    if len(order) * sum(per_server.values()) <= _MAX_BITSET_BITS:
+    if len(order) * sum(per_server.values()) <= _MAX_SEARCH_BITSET_BITS:
         sums = [dict.fromkeys(per_server, 1) for _ in range(len(order) + 1)]
         for depth in reversed(range(len(order))):
             for kind, below in sums[depth + 1].items():

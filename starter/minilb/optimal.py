@@ -7,7 +7,8 @@ How to find the optimum faster is lesson 3's exercise; the reference solver and 
 explanation of how it works are in this file's solution region (instructors only).
 """
 
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Sequence
 from math import ceil, gcd
 
 from minilb.costs import DEFAULT_FLEET, FACTORS, REQUEST_TYPES, check_fleet, check_request

@@ -32,12 +32,18 @@ no copy of a client's or backend socket, and serves clients concurrently (0.75);
 connections: 0 returns ``{}`` without accepting anyone, a negative count raises ``ValueError``,
 ``None`` serves on until the harness shuts the listener down (0.25).
 
-Sockets cannot cross the pipe to the sandbox, so every exercise but the plain ``parse_request``
-calls runs in a harness (``lesson04_harness_*.py``, sent as source; see ``harness``): it builds
-the sockets and children in the student's process, calls the student's function and answers
-what it saw. A scenario runs once however many groups judge it (``InHarness``). While one
-exercise runs, the other exercises it calls are the reference's, so each is graded on its own.
-A harness that cannot set its scenario up (a sandbox limit) fails the grader, not the student.
+No point rests on what the student's process says about itself (``autograder/TRUST.md``).
+Every exercise but the plain ``parse_request`` calls is a scenario the grader plays from its
+own side (``lesson04_harness_peers.py``, ``lesson04_harness_serving.py``): it makes the
+sockets and passes them into the sandbox, plays the peers itself, reads the sandbox's
+children, exit codes and descriptors in its own /proc and times calls on its own clock; in the
+sandbox, ``lesson04_harness_call.py`` only calls the student's function and returns its result,
+which is checked like any answer. A scenario runs once however many groups judge it
+(``InHarness``); one that hit a wall-clock safety net runs once more, alone, before a point is
+taken, and the feedback says so. While one exercise runs, the other exercises it calls are the
+reference's, so each is graded on its own. A scenario the grader cannot set up (a sandbox
+limit) fails the grader, not the student. ``bytearray and memoryview messages`` earns only once
+the 27 valid messages do (its answer is shaped in the sandbox).
 """
 
 import ast
@@ -49,6 +55,8 @@ from pathlib import Path
 from typing import Any
 
 from autograder.contract import Exercise, ExerciseResult, Student, StudentCallError
+from autograder.hidden import lesson04_harness_peers as peers
+from autograder.hidden import lesson04_harness_serving as serving
 from autograder.hidden.common import (
     RIGHT,
     Answer,
@@ -88,16 +96,34 @@ def harness(name: str) -> str:
     return (HERE / "lesson04_harness_tools.py").read_text() + "\n" + "".join(lines)
 
 
+SCENARIOS: dict[str, Callable[..., dict]] = {
+    "recv": peers.recv, "relay": peers.relay, "reap": peers.reap, "serve": serving.serve,
+}  # fmt: skip
+RERUN_NOTE = "seen again when that scenario was run a second time, alone"
+
+
+def _bytes_args(args: tuple) -> list:
+    return [arg["__bytes__"].encode("latin-1") if isinstance(arg, dict) and "__bytes__" in arg
+            else arg for arg in args]  # fmt: skip
+
+
 class InHarness:
-    """A ``Student`` whose calls run inside one harness; each scenario runs once, however many
-    groups judge what it saw."""
+    """A ``Student`` whose calls are lesson-4 scenarios that the grader plays from its own side
+    (``lesson04_harness_peers``); each runs once however many groups judge what it saw, and
+    once more, alone, when it hit a wall-clock safety net."""
 
     def __init__(self, student: Student, name: str) -> None:
-        self.student, self.source = student, harness(name)
+        self.student, self.name, self.source = student, name, harness("call")
         self.seen: dict[str, Any] = {}
 
     def has(self, function: str) -> bool:
         return self.student.has(function)
+
+    def _play(self, function: str, args: tuple) -> Any:
+        if self.name == "bytes":
+            return self.student.call(function, "bytes-like", *_bytes_args(args),
+                                     timeout=CALL_SECONDS, harness=self.source)  # fmt: skip
+        return SCENARIOS[self.name](self.student, self.source, *_bytes_args(args))
 
     def call(
         self, function: str, *args: Any, timeout: float = 5.0, harness: str | None = None
@@ -105,11 +131,14 @@ class InHarness:
         key = repr((function, args))
         if key not in self.seen:
             try:
-                self.seen[key] = self.student.call(
-                    function, *args, timeout=timeout, harness=self.source
-                )
+                seen = self._play(function, args)
+                if isinstance(seen, dict) and seen.get("safety_net"):
+                    seen = {**self._play(function, args), "rerun": True}
+                self.seen[key] = seen
             except StudentCallError as error:
                 self.seen[key] = error
+            except OSError as error:  # the grader's own sockets: not the student's doing
+                raise RuntimeError(f"the {function} scenario failed: {error}") from None
         answer = self.seen[key]
         if isinstance(answer, StudentCallError):
             if answer.exc_type == "HarnessFailure":  # not the student's doing: says grade_lesson
@@ -131,12 +160,23 @@ def _failure(answer: Answer) -> str:
     return "" if isinstance(answer, dict) else "the call's answer was garbled"
 
 
+TAMPERED = ("the children the grader asked the sandbox for were not there to reap (was os.fork, "
+            "os._exit or os.kill replaced?)")  # fmt: skip
+
+
 def judged(judge: Callable[[Args, dict], Outcome]) -> Callable[[Args, Answer], Outcome]:
-    """``judge`` sees only answers a harness saw through; any other answer is wrong."""
+    """``judge`` sees only scenarios the grader saw through; any other answer is wrong."""
 
     def check(args: Args, answer: Answer) -> Outcome:
         failure = _failure(answer)
-        return wrong(failure) if failure else judge(args, answer)
+        if failure:
+            return wrong(failure)
+        if answer.get("tampered"):
+            return wrong(TAMPERED)
+        outcome = judge(args, answer)
+        if outcome.mistake and answer.get("rerun"):
+            return Outcome(outcome.credit, f"{outcome.mistake} ({RERUN_NOTE})")
+        return outcome
 
     return check
 
@@ -147,6 +187,8 @@ def wire(data: bytes) -> dict[str, str]:
 
 
 # --- parse_request ------------------------------------------------------------------------------
+
+VALID_MESSAGES, BYTES_LIKE = "the 27 valid messages", "bytearray and memoryview messages"
 
 
 def _judge_valid(args: Args, answer: Answer) -> Outcome:
@@ -199,7 +241,7 @@ def grade_parse_request(student: Student) -> ExerciseResult:
     bytes_like = [(shape, wire(data)) for shape in ("bytearray", "memoryview")
                   for data in (b"M5", b"V1", b"P9")]  # fmt: skip
     groups = [
-        Group("the 27 valid messages", 1, valid, _judge_valid),
+        Group(VALID_MESSAGES, 1, valid, _judge_valid),
         Group("messages of the wrong size (empty too)", 0.5, [(wire(d),) for d in sizes],
               _rejects("a message that is not exactly 2 bytes"), invalid_inputs=True),
         Group("unknown request types (lowercase too)", 0.5, [(wire(d),) for d in types],
@@ -217,10 +259,14 @@ def grade_parse_request(student: Student) -> ExerciseResult:
         LESSON,
         "parse_request",
         InHarness(student, "bytes"),
-        [Group("bytearray and memoryview messages", 0.25, bytes_like, _judge_bytes_like)],
+        [Group(BYTES_LIKE, 0.25, bytes_like, _judge_bytes_like)],
     )
     if plain.feedback == ["not implemented yet (it raises NotImplementedError)"]:
         shaped.feedback = []
+    elif shaped.score and any(line.startswith(VALID_MESSAGES) for line in plain.feedback):
+        shaped.score = 0.0  # shaped in the sandbox: it earns once plain answers earned
+        shaped.feedback = [f"{BYTES_LIKE} (-0.25): earns points only once the 27 valid "
+                           "messages are right"]  # fmt: skip
     return ExerciseResult(
         LESSON,
         "parse_request",
@@ -700,7 +746,7 @@ def grade_serve_forking(student: Student) -> ExerciseResult:
         Group("children: none left behind, exit codes returned", 0.75, [MANY, ONE_BY_ONE],
               judged(_judge_children)),
         Group("the parent's part: decide, close its copies, serve concurrently", 0.75,
-              [MANY, CONCURRENT], judged(_judge_parent)),
+              [MANY, ONE_BY_ONE, CONCURRENT], judged(_judge_parent)),
         Group("the count of connections: 0, negative, or None (for ever)", 0.25,
               [NO_CONNECTIONS, NEGATIVE_CONNECTIONS, FOR_EVER], judged(_judge_connections)),
     ]  # fmt: skip

@@ -8,6 +8,8 @@ hidden input.
 
 import ast
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -66,6 +68,17 @@ def test_the_instructor_notebook_scores_full_marks_quickly(tmp_path):
         seconds = time.monotonic() - started
     assert_full_marks(results)
     assert seconds < 30, f"grading lesson 4 took {seconds:.1f} s"  # about 5 s when idle
+
+
+def test_the_reference_scores_full_marks_beside_cpu_bound_processes():
+    """Waits are driven by events, so a busy machine costs time, never points (issue 15)."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    try:
+        assert_full_marks(grade(reference_cells()))
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
 
 
 def test_the_fallback_sandbox_runs_the_scenarios_too(monkeypatch):

@@ -11,8 +11,9 @@ sandbox's children and descriptors in its own ``/proc``, its own clock.
 - ``"call", *args``: ``function(*args)``; a dict comes back as ``{"kind": "dict", "items":
   [[key, value], ...]}`` (JSON keys are text), anything else as itself;
 - ``"bytes-like", shape, data``: ``parse_request`` on a ``bytearray`` or ``memoryview``;
-- ``"children", exits, hold``: forks one child per exit code (``-N``: killed by signal N) and,
-  with a ``hold`` socket, one more that runs until the grader writes to it; calls nothing;
+- ``"children", exits, hold``: forks one child per exit code (``-N``: killed by signal N),
+  returns once they have all exited (zombies) and, with a ``hold`` socket, forks one more that
+  runs until the grader writes to it; calls nothing;
 - ``"relay", client, backend, timeout, told, refuse``: ``spawn_relay_child`` with an
   ``on_reply`` that writes what it is given to the grader's ``told`` socket (then raises
   ``RuntimeError`` if ``refuse``);
@@ -21,6 +22,7 @@ sandbox's children and descriptors in its own ``/proc``, its own clock.
   named in ``refused``.
 """
 
+import os
 import socket
 
 from autograder.hidden.lesson04_harness_tools import (
@@ -58,12 +60,14 @@ def _bytes_like(parse_request, shape: str, data: bytes) -> dict:  # noqa: ANN001
 def _children(exits: list[int], hold: socket.socket | None) -> None:
     collect_finished()  # what earlier scenarios left: the grader has judged it
     for code in exits:
-        if fork() == 0:
+        pid = fork()
+        if pid == 0:
             try:
                 if code < 0:
                     kill(getpid(), -code)
             finally:
                 leave(max(code, 0))
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # a zombie now, still uncollected
     if hold is not None and fork() == 0:
         try:
             hold.recv(1)

@@ -175,6 +175,49 @@ def recv_exactly(sock, size, timeout):
         data += chunk
     return data
 '''
+REFUSAL_EXITS_1 = '''
+def spawn_relay_child(client, backend, timeout, on_reply=None):
+    pid = os.fork()
+    if pid != 0:
+        backend.close()
+        return pid
+    exit_code = 1
+    try:
+        try:
+            reply = recv_exactly(backend, REQUEST_SIZE, timeout)
+        except OSError:  # only the server's own failures count as a failing server
+            exit_code = 3
+            raise
+        if on_reply is not None:
+            on_reply(reply)
+        close_with(client, reply)
+        exit_code = 0
+    except Exception:
+        pass
+    finally:
+        os._exit(exit_code)
+'''
+BUSY_WAIT = '''
+import time
+
+
+def recv_exactly(sock, size, timeout):
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or not timeout > 0:
+        raise ValueError("size and timeout must be positive")
+    deadline, data = time.monotonic() + timeout, b""
+    sock.setblocking(False)  # then polls: every turn of the loop burns CPU time
+    while len(data) < size:
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out")
+        try:
+            chunk = sock.recv(size - len(data))
+        except BlockingIOError:
+            continue
+        if not chunk:
+            raise ConnectionError("the peer closed early")
+        data += chunk
+    return data
+'''
 MISTAKES = [
     ("recv-once", "    while len(data) < size:\n        remaining",
      "    if len(data) < size:\n        remaining", "recv_exactly",
@@ -183,6 +226,7 @@ MISTAKES = [
      ["no timeout: a silent peer blocked the call"]),
     ("timeout-per-recv", PER_RECV_TIMEOUT, None, "recv_exactly",
      ["the timeout restarts at every recv", "one deadline for the whole read"]),
+    ("busy-wait", BUSY_WAIT, None, "recv_exactly", ["busy-waited on a silent peer"]),
     ("sys-exit-in-the-child", "        os._exit(exit_code)", "        raise SystemExit(exit_code)",
      "spawn_relay_child", ["the child returned instead of leaving with os._exit"]),
     ("parent-keeps-backend", "        backend.close()\n        return pid", "        return pid",
@@ -224,6 +268,8 @@ MISTAKES = [
      "connections is None and connections < 0", "serve_forking",
      ["a negative count of connections should raise ValueError",
       "with connections None it should serve for ever"]),
+    ("refusal-exits-1", REFUSAL_EXITS_1, None, "spawn_relay_child",
+     ["when on_reply refuses the reply", "exit with code 3"]),
     ("refused-server-crashes-the-relay", "{address[1]} failed", "{address[2]} failed",
      "serve_forking", ["raised IndexError when a server refused the connection"]),
     ("refused-server-stops-the-relay",

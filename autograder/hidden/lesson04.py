@@ -2,22 +2,25 @@
 
 ``parse_request`` (3): the 27 valid messages give the right type and an ``int`` length (1);
 invalid messages raise ``ProtocolError`` or another ``ValueError``: a wrong size, empty included
-(0.5); an unknown type, lowercase included (0.5); a length that is not a digit 1-9, including the
-bytes just outside ``'1'..'9'`` (0.5); a ``str`` instead of bytes (0.25); the other bytes-like
-types, ``bytearray`` and ``memoryview``, are accepted and give a ``(type, int)`` tuple (0.25).
+(0.5); an unknown type, every first byte but ``V``, ``P`` and ``M`` (0.5); a length that is
+not a digit 1-9, every second byte but ``'1'..'9'`` (0.5); a ``str`` instead of bytes (0.25);
+the other bytes-like types, ``bytearray`` and ``memoryview``, are accepted and give a
+``(type, int)`` tuple (0.25).
 
 ``recv_exactly`` (3): a message arriving one byte at a time (1); more bytes coming than asked
 for, waiting before the call or arriving after its first byte, the rest left unread (0.5); a
 peer that closes early: ``ConnectionError`` (0.5); a silent or slowly dripping peer:
-``TimeoutError`` once the whole read's deadline passes, not before (0.75); an invalid size (not
-positive, or not an int: a bool, a float, text) or timeout: ``ValueError`` (0.25).
+``TimeoutError`` once the whole read's deadline passes, not before, without burning CPU time
+while it waits (0.75); an invalid size (not positive, or not an int: a bool, a float, text) or
+timeout: ``ValueError`` (0.25).
 
 ``spawn_relay_child`` (3): the server's reply reaches the client, whose connection then ends
 although the parent still holds it, and ``on_reply`` sees it (1); the child leaves with
-``os._exit(0)`` (0.5); a server that hangs up or stays silent: exit code 3 within the timeout
-(0.75); an ``on_reply`` that raises an error other than ``OSError``: exit code 1, the client not
-answered (0.25); the parent gets the pid, closes its copy of the backend socket, keeps the
-client (0.5).
+``os._exit(0)`` (0.5); any ``OSError``: a server that hangs up, stays silent or resets the
+connection, or an ``on_reply`` that refuses the reply with ``ConnectionError``: exit code 3
+within the timeout, the client not answered (0.75); an ``on_reply`` that raises an error other
+than ``OSError``: exit code 1, the client not answered (0.25); the parent gets the pid, closes
+its copy of the backend socket, keeps the client (0.5).
 
 ``reap_children`` (3): finished children's exit codes, a signal's as ``-N`` (1); all of them
 collected in one call, no zombie left (0.75); with a child still running it returns at once,
@@ -236,8 +239,12 @@ def _rejects(what: str) -> Callable[[Args, Answer], Outcome]:
 def grade_parse_request(student: Student) -> ExerciseResult:
     valid = [(wire(f"{t}{n}".encode()),) for t in REQUEST_TYPES for n in WIRE_LENGTHS]
     sizes = [b"", b"V", b"M12", b"P3\n", b"V1V1", b"M5 "]
-    types = [b"v1", b"m5", b"p9", b"X3", b"13", b" V", b"\x00\x01", b"\xd6\x35"]
-    lengths = [b"V0", b"PA", b"M-", b"V\xff", b"P ", b"M:", b"V/", b"Pv"]
+    # Every first byte but V, P and M, and every second byte but the digits 1-9 (issue 17).
+    types = [b"v1", b"m5", b"p9", b"13", b" V", b"\x00\x01"] + [
+        bytes([first, ord("5")]) for first in range(256) if first not in b"VPM"]
+    lengths = [b"PA", b"M-", b"Pv"] + [
+        bytes([ord(REQUEST_TYPES[second % 3]), second]) for second in range(256)
+        if second not in b"123456789"]  # fmt: skip
     bytes_like = [(shape, wire(data)) for shape in ("bytearray", "memoryview")
                   for data in (b"M5", b"V1", b"P9")]  # fmt: skip
     groups = [
@@ -331,6 +338,9 @@ def _judge_silent(args: Args, seen: dict) -> Outcome:
     if "TimeoutError" in names and isinstance(seconds, int | float):
         if seconds < 0.9 * timeout:
             return wrong("gave up before the timeout")
+        if seen.get("busy"):
+            return wrong("busy-waited on a silent peer, burning CPU time: let recv wait with a "
+                         "timeout instead of polling")  # fmt: skip
         return RIGHT
     if seen.get("returned") == data:
         return wrong(
@@ -412,6 +422,11 @@ def _judge_child_exit(args: Args, seen: dict) -> Outcome:
             if server == "silent"
             else "the child did not end when the server hung up"
         )
+    if server == "hook-refuses" and seen.get("reply"):
+        return wrong("the client got the reply although on_reply refused it (ConnectionError)")
+    if code != 3 and server == "hook-refuses":
+        return wrong("when on_reply refuses the reply (it raises ConnectionError, an OSError) the "
+                     "child should exit with code 3 (EXIT_BACKEND_FAILED)")  # fmt: skip
     if code != 3:
         return wrong("when the server fails the child should exit with code 3 "
                      "(EXIT_BACKEND_FAILED)")  # fmt: skip
@@ -451,7 +466,8 @@ def _judge_parent_sockets(args: Args, seen: dict) -> Outcome:
 
 def grade_spawn_relay_child(student: Student) -> ExerciseResult:
     answers = ("answers", wire(b"P7"), 2.0)
-    failing = [("closes", wire(b""), 2.0), ("silent", wire(b""), 0.5)]
+    failing = [("closes", wire(b""), 2.0), ("silent", wire(b""), 0.5),
+               ("resets", wire(b""), 2.0), ("hook-refuses", wire(b"V3"), 2.0)]
     groups = [
         Group("the server's reply relayed to the client", 1, [answers], judged(_judge_relayed)),
         Group("the child leaves with os._exit", 0.5, [answers], judged(_judge_child_exit)),

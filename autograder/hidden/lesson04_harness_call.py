@@ -14,9 +14,9 @@ sandbox's children and descriptors in its own ``/proc``, its own clock.
 - ``"children", exits, hold``: forks one child per exit code (``-N``: killed by signal N),
   returns once they have all exited (zombies) and, with a ``hold`` socket, forks one more that
   runs until the grader writes to it; calls nothing;
-- ``"relay", client, backend, timeout, told, refuse``: ``spawn_relay_child`` with an
-  ``on_reply`` that writes what it is given to the grader's ``told`` socket (then raises
-  ``RuntimeError`` if ``refuse``);
+- ``"relay", client, backend, timeout, told, refusal``: ``spawn_relay_child`` with an
+  ``on_reply`` that writes what it is given to the grader's ``told`` socket, then raises
+  ``refusal`` (``"RuntimeError"`` or ``"ConnectionError"``) if given;
 - ``"serve", listener, addresses, refusing, refused, connections, timeout``: ``serve_forking``
   with a ``route`` that names the grader's listeners in turn, and ``refusing`` for a request
   named in ``refused``.
@@ -36,6 +36,7 @@ from autograder.hidden.lesson04_harness_tools import (
 )
 
 SHAPES = {"bytearray": bytearray, "memoryview": memoryview}
+REFUSALS = {"RuntimeError": RuntimeError, "ConnectionError": ConnectionError}
 
 
 def _plain(result: object) -> object:
@@ -97,12 +98,12 @@ def run(function, action: str, *args: object) -> object:  # noqa: ANN001
     if action == "children":
         return _children(*args)
     if action == "relay":
-        client, backend, timeout, told, refuse = args
+        client, backend, timeout, told, refusal = args
 
         def on_reply(data: bytes) -> None:
             told.sendall(bytes(data)[:64])
-            if refuse:
-                raise RuntimeError("on_reply refuses this reply")
+            if refusal is not None:
+                raise REFUSALS[refusal]("on_reply refuses this reply")
 
         args = (client, backend, timeout, on_reply)
     elif action == "serve":

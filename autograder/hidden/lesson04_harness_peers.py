@@ -17,6 +17,7 @@ A call that failed for another reason than the student's function raising is rai
 import contextlib
 import os
 import socket
+import struct
 import threading
 import time
 
@@ -27,6 +28,9 @@ SLACK = 1.5  # seconds of grace on every safety net
 HUNG, GONE = "hung", "gone"  # a child the grader had to kill; one someone else collected
 BLOCKED_AFTER = 1.0  # seconds a reap may take before the grader frees the running child
 DRIP_GAP = 0.02
+# A read that waits on a silent peer costs next to no CPU time; a polling loop costs about the
+# whole wait (less on a busy machine, hence a low share; never more for a correct read).
+BUSY_SECONDS, BUSY_SHARE = 0.1, 0.2
 
 
 def marker(index: int) -> dict:
@@ -141,6 +145,8 @@ def recv(student: object, source: str, peer: str, data: bytes, size: object, tim
     guard = threading.Timer(seconds + SLACK, unblock)
     player.start()
     guard.start()
+    pid = getattr(student, "serving_pid", None)
+    cpu = procfs.cpu_seconds(pid) if pid else 0.0
     started = time.monotonic()
     try:
         answer, error = call(student, source, "recv_exactly", ["call", marker(0), size, timeout],
@@ -154,7 +160,8 @@ def recv(student: object, source: str, peer: str, data: bytes, size: object, tim
         guard.cancel()
         player.join(timeout=seconds + SLACK)
         theirs.close()
-    seen = {"returned": _text(answer), "raised": names(error), "seconds": elapsed,
+    busy = (procfs.cpu_seconds(pid) - cpu if pid else 0.0) > max(BUSY_SECONDS, BUSY_SHARE * elapsed)
+    seen = {"returned": _text(answer), "raised": names(error), "seconds": elapsed, "busy": busy,
             "blocked": blocked.is_set(), "never_returned": False, "valid_read": None}  # fmt: skip
     if peer == "invalid":
         again, _ = call(student, source, "recv_exactly", ["call", marker(0), 2, 2.0],
@@ -191,22 +198,33 @@ def exit_code(pid: int, child: int, seconds: float) -> int | str:
     return HUNG
 
 
+REFUSALS = {"hook-fails": "RuntimeError", "hook-refuses": "ConnectionError"}  # on_reply raises
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close ``sock`` so that its peer sees a reset, not an orderly end."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
 def relay(student: object, source: str, server: str, reply: bytes, timeout: float) -> dict:
     pid = serving(student)
     client_peer, client = tcp_pair()
     backend, server_end = tcp_pair()
     told_peer, told = socket.socketpair()
-    if server in ("answers", "hook-fails"):
+    if server in ("answers", "hook-fails", "hook-refuses"):
         server_end.sendall(reply)
     elif server == "closes":
         server_end.shutdown(socket.SHUT_RDWR)
+    elif server == "resets":
+        _reset(server_end)
     inodes = {name: os.fstat(sock.fileno()).st_ino
               for name, sock in (("client", client), ("backend", backend), ("told", told))}
     before = procfs.socket_inodes(pid)
     try:
         answer, error = call(student, source, "spawn_relay_child",
                              ["relay", marker(0), marker(1), timeout, marker(2),
-                              server == "hook-fails"], [client, backend, told],
+                              REFUSALS.get(server)], [client, backend, told],
                              timeout + 3 * SLACK)  # fmt: skip
         for sock in (client, backend, told):
             sock.close()  # the sandbox has its own copies now
@@ -230,7 +248,7 @@ def relay(student: object, source: str, server: str, reply: bytes, timeout: floa
             seen["safety_net"] = seen["code"] == HUNG
         else:
             seen["code"] = None
-        if server == "hook-fails" and seen["pid"]:
+        if server in REFUSALS and seen["pid"]:
             seen["reply"] = waiting(client_peer).decode("latin-1")
         told_peer.setblocking(False)
         seen["on_reply"] = waiting(told_peer).decode("latin-1") or None

@@ -58,6 +58,15 @@ def children(serving: int) -> list[Child]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process has used so far (user and system), 0 if it is gone."""
+    try:
+        fields = _stat_fields(pid)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def state(pid: int) -> str:
     """The process's state letter ("S" sleeping in a call, "R" running...), "" if gone."""
     try:

@@ -162,7 +162,8 @@ def recv(student: object, source: str, peer: str, data: bytes, size: object, tim
         theirs.close()
     busy = (procfs.cpu_seconds(pid) - cpu if pid else 0.0) > max(BUSY_SECONDS, BUSY_SHARE * elapsed)
     seen = {"returned": _text(answer), "raised": names(error), "seconds": elapsed, "busy": busy,
-            "blocked": blocked.is_set(), "never_returned": False, "valid_read": None}  # fmt: skip
+            "blocked": blocked.is_set(), "never_returned": False, "valid_read": None,
+            "safety_net": blocked.is_set()}  # fmt: skip
     if peer == "invalid":
         again, _ = call(student, source, "recv_exactly", ["call", marker(0), 2, 2.0],
                         [watch], 2.0 + 3 * SLACK)  # fmt: skip

@@ -17,6 +17,12 @@ An exception is reported by its class's name and its bases' names only, never it
 repr: the message can carry the arguments, which are hidden inputs. The grader shows only names
 it knows (``autograder.contract``), so a class named after its arguments shows nothing either.
 
+With ``"fds": n`` a call's first ``n`` descriptors come over the *channel* (a UNIX socket, its
+number in the setup message), and each ``{"__socket__": i}`` argument becomes a socket on the
+i-th of them (the grader keeps the other ends: lesson 4). Before any student code runs, the
+child sends the grader ``PEER_SOCKETS`` it made in this network namespace (listeners the
+grader serves on, and one bound port that refuses connections) and waits for its go-ahead.
+
 The student's prints must not be able to garble that, so the pipes move to private descriptors
 and fds 0-2 point at /dev/null before any student code runs. Nothing here is trusted: the
 grader checks every answer itself.
@@ -25,11 +31,13 @@ grader checks every answer itself.
 import importlib
 import json
 import os
+import socket
 import sys
 import types
 
 MAX_NOTES = 20
 MAX_DEPTH = 50
+PEER_LISTENERS = 4  # round-robin targets of lesson 4's ``route``; one refusing port follows
 HEAVY_MODULES = ("matplotlib", "matplotlib.pyplot", "matplotlib.figure", "matplotlib.patches",
                  "IPython", "IPython.display")
 
@@ -80,13 +88,15 @@ def plain(value: object, depth: int = 0) -> object:
     raise NotPlainData(f"a value of type {kind.__name__}")
 
 
-def from_wire(value: object) -> object:
+def from_wire(value: object, sockets: list | None = None) -> object:
     if isinstance(value, list):
-        return [from_wire(item) for item in value]
+        return [from_wire(item, sockets) for item in value]
     if isinstance(value, dict):
         if set(value) == {"__bytes__"}:
             return value["__bytes__"].encode("latin-1")
-        return {key: from_wire(item) for key, item in value.items()}
+        if set(value) == {"__socket__"} and sockets is not None:
+            return sockets[value["__socket__"]]
+        return {key: from_wire(item, sockets) for key, item in value.items()}
     return value
 
 
@@ -115,11 +125,31 @@ def run_cells(cells: list[str], namespace: dict) -> list[dict]:
     return notes[:MAX_NOTES]
 
 
-def serve(requests, replies, namespace: dict) -> None:  # noqa: ANN001
+def received_sockets(channel: socket.socket, count: int) -> list[socket.socket]:
+    """The ``count`` descriptors the grader sent with this call, as sockets."""
+    _, fds, _, _ = socket.recv_fds(channel, 16, count)
+    held = [socket.socket(fileno=fd) for fd in fds]
+    if len(held) < count:  # the kernel drops what does not fit under RLIMIT_NOFILE
+        raise OSError("too many open files to take the grader's sockets")
+    return held
+
+
+def serve(requests, replies, namespace: dict, channel: socket.socket) -> None:  # noqa: ANN001
     send = _sender(replies)
+    held: list[socket.socket] = []  # the last call's sockets stay open until the next call
     for line in requests:
         request = json.loads(line)
         answer: dict = {"id": request["id"]}
+        for sock in held:
+            sock.close()
+        try:
+            held = received_sockets(channel, request["fds"]) if request.get("fds") else []
+        except OSError as error:
+            held = []
+            answer.update(error="raised", exc_type="OSError", message=str(error),
+                          exc_bases=["Exception", "BaseException", "object"])
+            send(answer)
+            continue
         function = namespace.get(request["function"])
         if not callable(function):
             answer["error"] = "missing"
@@ -127,7 +157,7 @@ def serve(requests, replies, namespace: dict) -> None:  # noqa: ANN001
             try:
                 if "harness" in request:  # sockets cannot cross the pipe: built in here
                     function = bind_harness(request["harness"], function)
-                answer["ok"] = plain(function(*from_wire(request["args"])))
+                answer["ok"] = plain(function(*from_wire(request["args"], held)))
             except NotPlainData:
                 answer["error"] = "not-plain-data"
             except BaseException as error:  # noqa: BLE001
@@ -159,6 +189,8 @@ def main() -> None:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     setup = json.loads(requests.readline())
+    channel = socket.socket(fileno=setup["channel"])
+    send_peer_sockets(channel)
     sys.path[:0] = setup["path"]  # the lesson's copy of minilb, then third-party packages
     stub_heavy_modules()
     given = {name: getattr(importlib.import_module(module), name)
@@ -170,7 +202,20 @@ def main() -> None:
     functions = sorted(name for name, value in list(namespace.items())
                        if callable(value) and not name.startswith("__"))
     send({"ready": True, "functions": functions[:10_000], "cell_errors": notes})
-    serve(requests, replies, namespace)
+    serve(requests, replies, namespace, channel)
+
+
+def send_peer_sockets(channel: socket.socket) -> None:
+    """Listeners in this network namespace, and a port that refuses, for the grader to keep;
+    then wait until the grader has noted this process (no student code has run yet)."""
+    made = [socket.create_server(("127.0.0.1", 0)) for _ in range(PEER_LISTENERS)]
+    refusing = socket.socket()
+    refusing.bind(("127.0.0.1", 0))
+    made.append(refusing)
+    socket.send_fds(channel, [b"peers"], [sock.fileno() for sock in made])
+    for sock in made:
+        sock.close()
+    channel.recv(2)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,12 @@ A call that times out or kills the child costs only that call: the child is kill
 one (same code) answers the next call. A function that timed out twice is not called again, and
 a notebook gets a total time budget, so a hanging submission cannot stall a class. Every live
 child is registered, so a grader that is told to stop can kill them all (``kill_live``).
+
+Lesson 4 needs the grader's own sockets inside the sandbox (``TRUST.md``): a UNIX socket pair,
+the *channel*, carries descriptors in with a call (``call(..., fds=...)``). Before any student
+code runs, the child sends out a few sockets it made in the sandbox's network namespace
+(``peer_sockets``: listeners the grader's peers serve on) and the grader notes the pid of the
+serving process as it sees it (``serving_pid``), to read its children and descriptors in /proc.
 """
 
 import functools
@@ -31,6 +37,7 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -286,6 +293,9 @@ class SandboxedStudent:
         self._deadline = time.monotonic() + self.limits.notebook_seconds
         self._scratch: str | None = None  # the jail's root, or the uid sandbox's home
         self._jail_uid: int | None = None  # the throwaway uid (jail and uid sandbox)
+        self._channel: socket.socket | None = None
+        self.serving_pid: int | None = None  # the child, as the grader's /proc names it
+        self.peer_sockets: list[socket.socket] = []  # made in the sandbox before student code
 
     def __enter__(self) -> "SandboxedStudent":
         self._start()
@@ -305,7 +315,8 @@ class SandboxedStudent:
         return function in self.functions
 
     def call(
-        self, function: str, *args: Any, timeout: float = 5.0, harness: str | None = None
+        self, function: str, *args: Any, timeout: float = 5.0, harness: str | None = None,
+        fds: tuple[int, ...] = (),
     ) -> Any:
         if self.startup_note:
             raise StudentCallError(self._startup_kind, message=self.startup_note)
@@ -326,6 +337,9 @@ class SandboxedStudent:
         self.cpu_seconds_of_last_call = None
         try:
             before = self._cpu_seconds()
+            if fds:
+                self._send_fds(fds)
+                request["fds"] = len(fds)
             self._send(request)
             reply = self._receive(seconds, self._next_id)
             after = self._cpu_seconds()
@@ -381,14 +395,19 @@ class SandboxedStudent:
             path = [str(self.package_dir), _site_packages()]
             preexec = functools.partial(uid_sandbox.enter, self._scratch, set_limits, join)
         self._buffer = b""
+        self._channel, inside = socket.socketpair()
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=env, start_new_session=True, preexec_fn=preexec)
+            env=env, start_new_session=True, preexec_fn=preexec, pass_fds=(inside.fileno(),))
+        channel_fd = inside.fileno()
+        inside.close()
         self._jail_uid = None if self.isolation == "bubblewrap" else \
             jail.uid_of(self._process.pid)
         _LIVE[self._process.pid] = self._jail_uid
         try:
-            self._send({"cells": self.cells, "given": self.given, "path": path})
+            self._send({"cells": self.cells, "given": self.given, "path": path,
+                        "channel": channel_fd})
+            self._meet_the_child()
             ready = self._receive(min(self.limits.startup_seconds,
                                       max(0.0, self._deadline - time.monotonic())), None)
         except _ChildGone as gone:
@@ -404,6 +423,27 @@ class SandboxedStudent:
             self.cell_errors.append(f"the sandbox ran out of memory (at most {self._memory_cap()}"
                                     " for all its processes and files together) and some of "
                                     "its processes were killed")
+
+    def _meet_the_child(self) -> None:
+        """Take the sockets the child made before running student code, note its pid (no
+        student code has run yet, so the process tree is still the sandbox's own), let it go."""
+        assert self._channel is not None and self._process is not None
+        if not select.select([self._channel], [], [], self.limits.startup_seconds)[0]:
+            raise _ChildGone("timeout", "timed out")
+        try:
+            _, fds, _, _ = socket.recv_fds(self._channel, 16, 16)
+        except OSError:
+            raise _ChildGone("crashed", self._exit_description()) from None
+        self.peer_sockets = [socket.socket(fileno=fd) for fd in fds]
+        self.serving_pid = _deepest_descendant(self._process.pid)
+        self._channel.sendall(b"go")
+
+    def _send_fds(self, fds: tuple[int, ...]) -> None:
+        assert self._channel is not None
+        try:
+            socket.send_fds(self._channel, [b"f"], list(fds))
+        except OSError:
+            raise _ChildGone("crashed", self._exit_description()) from None
 
     def _send(self, message: dict) -> None:
         assert self._process is not None and self._process.stdin is not None
@@ -475,6 +515,9 @@ class SandboxedStudent:
 
     def _kill(self) -> None:
         process, self._process = self._process, None
+        for sock in [*self.peer_sockets, *([self._channel] if self._channel else [])]:
+            sock.close()
+        self.peer_sockets, self._channel, self.serving_pid = [], None, None
         if process is None:
             return
         _kill_child(process.pid, self._jail_uid)
@@ -489,6 +532,23 @@ class SandboxedStudent:
                 stream.close()  # type: ignore[union-attr]
             except OSError:
                 pass
+
+
+def _deepest_descendant(pid: int) -> int | None:
+    """The last process of the chain that starts at ``pid`` (bubblewrap, its init, Python)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    while True:
+        children = [child for child, parent in parents.items() if parent == pid]
+        if len(children) != 1:
+            return pid if not children else None
+        pid = children[0]
 
 
 def _parse(line: bytes) -> dict | None:

@@ -8,6 +8,8 @@ hidden input.
 
 import ast
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -17,6 +19,7 @@ from autograder import sandbox
 from autograder.contract import ExerciseResult
 from autograder.handout import REFERENCE_PACKAGE
 from autograder.hidden import lesson04
+from autograder.hidden import lesson04_harness_peers as peers
 from autograder.rubric import RUBRIC, grade_lesson
 from autograder.sandbox import SandboxedStudent
 from minilb.notebook_cells import code_cells
@@ -65,6 +68,17 @@ def test_the_instructor_notebook_scores_full_marks_quickly(tmp_path):
         seconds = time.monotonic() - started
     assert_full_marks(results)
     assert seconds < 30, f"grading lesson 4 took {seconds:.1f} s"  # about 5 s when idle
+
+
+def test_the_reference_scores_full_marks_beside_cpu_bound_processes():
+    """Waits are driven by events, so a busy machine costs time, never points (issue 15)."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    try:
+        assert_full_marks(grade(reference_cells()))
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
 
 
 def test_the_fallback_sandbox_runs_the_scenarios_too(monkeypatch):
@@ -161,6 +175,49 @@ def recv_exactly(sock, size, timeout):
         data += chunk
     return data
 '''
+REFUSAL_EXITS_1 = '''
+def spawn_relay_child(client, backend, timeout, on_reply=None):
+    pid = os.fork()
+    if pid != 0:
+        backend.close()
+        return pid
+    exit_code = 1
+    try:
+        try:
+            reply = recv_exactly(backend, REQUEST_SIZE, timeout)
+        except OSError:  # only the server's own failures count as a failing server
+            exit_code = 3
+            raise
+        if on_reply is not None:
+            on_reply(reply)
+        close_with(client, reply)
+        exit_code = 0
+    except Exception:
+        pass
+    finally:
+        os._exit(exit_code)
+'''
+BUSY_WAIT = '''
+import time
+
+
+def recv_exactly(sock, size, timeout):
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or not timeout > 0:
+        raise ValueError("size and timeout must be positive")
+    deadline, data = time.monotonic() + timeout, b""
+    sock.setblocking(False)  # then polls: every turn of the loop burns CPU time
+    while len(data) < size:
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out")
+        try:
+            chunk = sock.recv(size - len(data))
+        except BlockingIOError:
+            continue
+        if not chunk:
+            raise ConnectionError("the peer closed early")
+        data += chunk
+    return data
+'''
 MISTAKES = [
     ("recv-once", "    while len(data) < size:\n        remaining",
      "    if len(data) < size:\n        remaining", "recv_exactly",
@@ -169,6 +226,7 @@ MISTAKES = [
      ["no timeout: a silent peer blocked the call"]),
     ("timeout-per-recv", PER_RECV_TIMEOUT, None, "recv_exactly",
      ["the timeout restarts at every recv", "one deadline for the whole read"]),
+    ("busy-wait", BUSY_WAIT, None, "recv_exactly", ["busy-waited on a silent peer"]),
     ("sys-exit-in-the-child", "        os._exit(exit_code)", "        raise SystemExit(exit_code)",
      "spawn_relay_child", ["the child returned instead of leaving with os._exit"]),
     ("parent-keeps-backend", "        backend.close()\n        return pid", "        return pid",
@@ -210,6 +268,8 @@ MISTAKES = [
      "connections is None and connections < 0", "serve_forking",
      ["a negative count of connections should raise ValueError",
       "with connections None it should serve for ever"]),
+    ("refusal-exits-1", REFUSAL_EXITS_1, None, "spawn_relay_child",
+     ["when on_reply refuses the reply", "exit with code 3"]),
     ("refused-server-crashes-the-relay", "{address[1]} failed", "{address[2]} failed",
      "serve_forking", ["raised IndexError when a server refused the connection"]),
     ("refused-server-stops-the-relay",
@@ -272,22 +332,32 @@ def test_a_relay_child_that_never_ends_costs_only_its_own_points():
     assert all(results[name].passed for name in POINTS if name != "spawn_relay_child")
 
 
-def test_harness_sources_are_self_contained():
-    for name in ("bytes", "recv", "relay", "reap", "serve"):
-        source = lesson04.harness(name)
-        tree = ast.parse(source)
-        modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-        assert not any(module.startswith("autograder") for module in modules if module), name
-        assert any(isinstance(node, ast.FunctionDef) and node.name == "run" for node in tree.body)
+def test_the_sandboxed_part_is_self_contained():
+    source = lesson04.harness("call")
+    tree = ast.parse(source)
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not any(module.startswith("autograder") for module in modules if module)
+    assert any(isinstance(node, ast.FunctionDef) and node.name == "run" for node in tree.body)
 
 
-def test_a_scenario_the_harness_cannot_set_up_is_not_blamed_on_the_student():
+def test_a_scenario_the_grader_cannot_set_up_is_not_blamed_on_the_student(monkeypatch):
+    def no_sockets() -> None:
+        raise OSError("no more sockets")
+
+    monkeypatch.setattr(peers, "tcp_pair", no_sockets)
+    results = grade(reference_cells())
+    assert results["parse_request"].passed and results["reap_children"].passed
+    for name in ("recv_exactly", "spawn_relay_child"):
+        assert results[name].score == 0
+        assert "grader failed" in results[name].feedback[0], results[name]
+        assert "not your fault" in results[name].feedback[0]
+
+
+def test_a_notebook_that_lowers_its_own_descriptor_limit_gets_what_its_code_does():
     no_more_files = ("import os, resource\n"
                      "held = len(os.listdir('/proc/self/fd'))\n"
                      "resource.setrlimit(resource.RLIMIT_NOFILE, (held, held))\n")  # fmt: skip
     results = grade([*reference_cells(), no_more_files])
     assert results["parse_request"].passed  # plain calls need no new descriptor
-    for name in ("recv_exactly", "spawn_relay_child", "reap_children", "serve_forking"):
-        assert results[name].score == 0
-        assert "grader failed" in results[name].feedback[0], results[name]
-        assert "not your fault" in results[name].feedback[0]
+    assert results["spawn_relay_child"].score == 0  # three sockets do not fit: said plainly
+    assert "raised OSError" in " ".join(results["spawn_relay_child"].feedback)

@@ -1,13 +1,18 @@
 """Common mistakes: each loses points in its own lesson only, and the feedback names it.
 
-Each mistake is a small edit of one reference function. Most run in-process (the hidden tests
-see the same plain data as through the sandbox); two also run end to end through the sandbox.
+Each mistake is a small edit of one reference function. Lessons 1-3 run in-process (the hidden
+tests see the same plain data as through the sandbox); two also run end to end through the
+sandbox. Lesson 4 is graded from outside a sandboxed process only (``autograder/TRUST.md``).
 Broken contracts (mutated arguments, wrong return types, bad lengths let through, code right on
 the default fleet only, a correct but slow solver) are in ``test_contracts.py``.
 """
 
+import functools
+
 import pytest
 from notebook_fixtures import mistaken_notebook
+from test_lesson04_grading import grade as grade_sandboxed
+from test_lesson04_grading import reference_cells
 
 from autograder.contract import LESSONS
 from autograder.mutation import InProcessStudent, mutable_functions
@@ -64,17 +69,34 @@ def lesson_of(function: str) -> str:
     return next(lesson for lesson, names in LESSONS.items() if function in names)
 
 
+SOCKETS = "04_sockets_and_forking"  # graded from outside a sandbox only (autograder/TRUST.md)
+PROTOCOL_IMPORTS = ("from minilb.costs import REQUEST_TYPES, Request\n"
+                    "from minilb.protocol import REQUEST_SIZE, ProtocolError\n")  # fmt: skip
+
+
+@functools.cache
+def lesson4_reference() -> tuple:
+    return tuple(grade_sandboxed(reference_cells()).values())
+
+
 def grade_everything(function: str, old: str, new: str) -> dict[str, list]:
     """Grade all four lessons; like the machinery, earlier lessons' functions are the reference
     ones, so the mistaken function is only part of its own lesson's student."""
     source = mutable_functions()[function][1]
     assert old in source, f"{old!r} not in the reference {function}"
-    mistaken = InProcessStudent({function: source.replace(old, new, 1)})
+    mistaken_source = source.replace(old, new, 1)
+    mistaken = InProcessStudent({function: mistaken_source})
     reference = InProcessStudent()
-    return {
+    results = {
         lesson: grade_lesson(lesson, mistaken if lesson == lesson_of(function) else reference)
-        for lesson in LESSONS
+        for lesson in LESSONS if lesson != SOCKETS
     }
+    if lesson_of(function) == SOCKETS:
+        cells = [*reference_cells(), PROTOCOL_IMPORTS + mistaken_source]
+        results[SOCKETS] = list(grade_sandboxed(cells).values())
+    else:
+        results[SOCKETS] = list(lesson4_reference())
+    return results
 
 
 @pytest.mark.parametrize(

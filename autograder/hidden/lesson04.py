@@ -2,22 +2,25 @@
 
 ``parse_request`` (3): the 27 valid messages give the right type and an ``int`` length (1);
 invalid messages raise ``ProtocolError`` or another ``ValueError``: a wrong size, empty included
-(0.5); an unknown type, lowercase included (0.5); a length that is not a digit 1-9, including the
-bytes just outside ``'1'..'9'`` (0.5); a ``str`` instead of bytes (0.25); the other bytes-like
-types, ``bytearray`` and ``memoryview``, are accepted and give a ``(type, int)`` tuple (0.25).
+(0.5); an unknown type, every first byte but ``V``, ``P`` and ``M`` (0.5); a length that is
+not a digit 1-9, every second byte but ``'1'..'9'`` (0.5); a ``str`` instead of bytes (0.25);
+the other bytes-like types, ``bytearray`` and ``memoryview``, are accepted and give a
+``(type, int)`` tuple (0.25).
 
 ``recv_exactly`` (3): a message arriving one byte at a time (1); more bytes coming than asked
 for, waiting before the call or arriving after its first byte, the rest left unread (0.5); a
 peer that closes early: ``ConnectionError`` (0.5); a silent or slowly dripping peer:
-``TimeoutError`` once the whole read's deadline passes, not before (0.75); an invalid size (not
-positive, or not an int: a bool, a float, text) or timeout: ``ValueError`` (0.25).
+``TimeoutError`` once the whole read's deadline passes, not before, without burning CPU time
+while it waits (0.75); an invalid size (not positive, or not an int: a bool, a float, text) or
+timeout: ``ValueError`` (0.25).
 
 ``spawn_relay_child`` (3): the server's reply reaches the client, whose connection then ends
 although the parent still holds it, and ``on_reply`` sees it (1); the child leaves with
-``os._exit(0)`` (0.5); a server that hangs up or stays silent: exit code 3 within the timeout
-(0.75); an ``on_reply`` that raises an error other than ``OSError``: exit code 1, the client not
-answered (0.25); the parent gets the pid, closes its copy of the backend socket, keeps the
-client (0.5).
+``os._exit(0)`` (0.5); any ``OSError``: a server that hangs up, stays silent or resets the
+connection, or an ``on_reply`` that refuses the reply with ``ConnectionError``: exit code 3
+within the timeout, the client not answered (0.75); an ``on_reply`` that raises an error other
+than ``OSError``: exit code 1, the client not answered (0.25); the parent gets the pid, closes
+its copy of the backend socket, keeps the client (0.5).
 
 ``reap_children`` (3): finished children's exit codes, a signal's as ``-N`` (1); all of them
 collected in one call, no zombie left (0.75); with a child still running it returns at once,
@@ -32,12 +35,18 @@ no copy of a client's or backend socket, and serves clients concurrently (0.75);
 connections: 0 returns ``{}`` without accepting anyone, a negative count raises ``ValueError``,
 ``None`` serves on until the harness shuts the listener down (0.25).
 
-Sockets cannot cross the pipe to the sandbox, so every exercise but the plain ``parse_request``
-calls runs in a harness (``lesson04_harness_*.py``, sent as source; see ``harness``): it builds
-the sockets and children in the student's process, calls the student's function and answers
-what it saw. A scenario runs once however many groups judge it (``InHarness``). While one
-exercise runs, the other exercises it calls are the reference's, so each is graded on its own.
-A harness that cannot set its scenario up (a sandbox limit) fails the grader, not the student.
+No point rests on what the student's process says about itself (``autograder/TRUST.md``).
+Every exercise but the plain ``parse_request`` calls is a scenario the grader plays from its
+own side (``lesson04_harness_peers.py``, ``lesson04_harness_serving.py``): it makes the
+sockets and passes them into the sandbox, plays the peers itself, reads the sandbox's
+children, exit codes and descriptors in its own /proc and times calls on its own clock; in the
+sandbox, ``lesson04_harness_call.py`` only calls the student's function and returns its result,
+which is checked like any answer. A scenario runs once however many groups judge it
+(``InHarness``); one that hit a wall-clock safety net runs once more, alone, before a point is
+taken, and the feedback says so. While one exercise runs, the other exercises it calls are the
+reference's, so each is graded on its own. A scenario the grader cannot set up (a sandbox
+limit) fails the grader, not the student. ``bytearray and memoryview messages`` earns only once
+the 27 valid messages do (its answer is shaped in the sandbox).
 """
 
 import ast
@@ -55,6 +64,8 @@ from autograder.contract import (
     StudentCallError,
     known_exception_names,
 )
+from autograder.hidden import lesson04_harness_peers as peers
+from autograder.hidden import lesson04_harness_serving as serving
 from autograder.hidden.common import (
     RIGHT,
     Answer,
@@ -95,16 +106,34 @@ def harness(name: str) -> str:
     return (HERE / "lesson04_harness_tools.py").read_text() + "\n" + "".join(lines)
 
 
+SCENARIOS: dict[str, Callable[..., dict]] = {
+    "recv": peers.recv, "relay": peers.relay, "reap": peers.reap, "serve": serving.serve,
+}  # fmt: skip
+RERUN_NOTE = "seen again when that scenario was run a second time, alone"
+
+
+def _bytes_args(args: tuple) -> list:
+    return [arg["__bytes__"].encode("latin-1") if isinstance(arg, dict) and "__bytes__" in arg
+            else arg for arg in args]  # fmt: skip
+
+
 class InHarness:
-    """A ``Student`` whose calls run inside one harness; each scenario runs once, however many
-    groups judge what it saw."""
+    """A ``Student`` whose calls are lesson-4 scenarios that the grader plays from its own side
+    (``lesson04_harness_peers``); each runs once however many groups judge what it saw, and
+    once more, alone, when it hit a wall-clock safety net."""
 
     def __init__(self, student: Student, name: str) -> None:
-        self.student, self.source = student, harness(name)
+        self.student, self.name, self.source = student, name, harness("call")
         self.seen: dict[str, Any] = {}
 
     def has(self, function: str) -> bool:
         return self.student.has(function)
+
+    def _play(self, function: str, args: tuple) -> Any:
+        if self.name == "bytes":
+            return self.student.call(function, "bytes-like", *_bytes_args(args),
+                                     timeout=CALL_SECONDS, harness=self.source)  # fmt: skip
+        return SCENARIOS[self.name](self.student, self.source, *_bytes_args(args))
 
     def call(
         self, function: str, *args: Any, timeout: float = 5.0, harness: str | None = None
@@ -112,11 +141,14 @@ class InHarness:
         key = repr((function, args))
         if key not in self.seen:
             try:
-                self.seen[key] = self.student.call(
-                    function, *args, timeout=timeout, harness=self.source
-                )
+                seen = self._play(function, args)
+                if isinstance(seen, dict) and seen.get("safety_net"):
+                    seen = {**self._play(function, args), "rerun": True}
+                self.seen[key] = seen
             except StudentCallError as error:
                 self.seen[key] = error
+            except OSError as error:  # the grader's own sockets: not the student's doing
+                raise RuntimeError(f"the {function} scenario failed: {error}") from None
         answer = self.seen[key]
         if isinstance(answer, StudentCallError):
             if answer.exc_type == "HarnessFailure":  # not the student's doing: says grade_lesson
@@ -137,12 +169,23 @@ def _failure(answer: Answer) -> str:
     return "" if isinstance(answer, dict) else "the call's answer was garbled"
 
 
+TAMPERED = ("the children the grader asked the sandbox for were not there to reap (was os.fork, "
+            "os._exit or os.kill replaced?)")  # fmt: skip
+
+
 def judged(judge: Callable[[Args, dict], Outcome]) -> Callable[[Args, Answer], Outcome]:
-    """``judge`` sees only answers a harness saw through; any other answer is wrong."""
+    """``judge`` sees only scenarios the grader saw through; any other answer is wrong."""
 
     def check(args: Args, answer: Answer) -> Outcome:
         failure = _failure(answer)
-        return wrong(failure) if failure else judge(args, answer)
+        if failure:
+            return wrong(failure)
+        if answer.get("tampered"):
+            return wrong(TAMPERED)
+        outcome = judge(args, answer)
+        if outcome.mistake and answer.get("rerun"):
+            return Outcome(outcome.credit, f"{outcome.mistake} ({RERUN_NOTE})")
+        return outcome
 
     return check
 
@@ -153,6 +196,8 @@ def wire(data: bytes) -> dict[str, str]:
 
 
 # --- parse_request ------------------------------------------------------------------------------
+
+VALID_MESSAGES, BYTES_LIKE = "the 27 valid messages", "bytearray and memoryview messages"
 
 
 def _judge_valid(args: Args, answer: Answer) -> Outcome:
@@ -200,12 +245,16 @@ def _rejects(what: str) -> Callable[[Args, Answer], Outcome]:
 def grade_parse_request(student: Student) -> ExerciseResult:
     valid = [(wire(f"{t}{n}".encode()),) for t in REQUEST_TYPES for n in WIRE_LENGTHS]
     sizes = [b"", b"V", b"M12", b"P3\n", b"V1V1", b"M5 "]
-    types = [b"v1", b"m5", b"p9", b"X3", b"13", b" V", b"\x00\x01", b"\xd6\x35"]
-    lengths = [b"V0", b"PA", b"M-", b"V\xff", b"P ", b"M:", b"V/", b"Pv"]
+    # Every first byte but V, P and M, and every second byte but the digits 1-9 (issue 17).
+    types = [b"v1", b"m5", b"p9", b"13", b" V", b"\x00\x01"] + [
+        bytes([first, ord("5")]) for first in range(256) if first not in b"VPM"]
+    lengths = [b"PA", b"M-", b"Pv"] + [
+        bytes([ord(REQUEST_TYPES[second % 3]), second]) for second in range(256)
+        if second not in b"123456789"]  # fmt: skip
     bytes_like = [(shape, wire(data)) for shape in ("bytearray", "memoryview")
                   for data in (b"M5", b"V1", b"P9")]  # fmt: skip
     groups = [
-        Group("the 27 valid messages", 1, valid, _judge_valid),
+        Group(VALID_MESSAGES, 1, valid, _judge_valid),
         Group("messages of the wrong size (empty too)", 0.5, [(wire(d),) for d in sizes],
               _rejects("a message that is not exactly 2 bytes"), invalid_inputs=True),
         Group("unknown request types (lowercase too)", 0.5, [(wire(d),) for d in types],
@@ -223,10 +272,14 @@ def grade_parse_request(student: Student) -> ExerciseResult:
         LESSON,
         "parse_request",
         InHarness(student, "bytes"),
-        [Group("bytearray and memoryview messages", 0.25, bytes_like, _judge_bytes_like)],
+        [Group(BYTES_LIKE, 0.25, bytes_like, _judge_bytes_like)],
     )
     if plain.feedback == ["not implemented yet (it raises NotImplementedError)"]:
         shaped.feedback = []
+    elif shaped.score and any(line.startswith(VALID_MESSAGES) for line in plain.feedback):
+        shaped.score = 0.0  # shaped in the sandbox: it earns once plain answers earned
+        shaped.feedback = [f"{BYTES_LIKE} (-0.25): earns points only once the 27 valid "
+                           "messages are right"]  # fmt: skip
     return ExerciseResult(
         LESSON,
         "parse_request",
@@ -291,6 +344,9 @@ def _judge_silent(args: Args, seen: dict) -> Outcome:
     if "TimeoutError" in names and is_number(seconds):
         if seconds < 0.9 * timeout:
             return wrong("gave up before the timeout")
+        if seen.get("busy"):
+            return wrong("busy-waited on a silent peer, burning CPU time: let recv wait with a "
+                         "timeout instead of polling")  # fmt: skip
         return RIGHT
     if seen.get("returned") == data:
         return wrong(
@@ -372,6 +428,11 @@ def _judge_child_exit(args: Args, seen: dict) -> Outcome:
             if server == "silent"
             else "the child did not end when the server hung up"
         )
+    if server == "hook-refuses" and seen.get("reply"):
+        return wrong("the client got the reply although on_reply refused it (ConnectionError)")
+    if code != 3 and server == "hook-refuses":
+        return wrong("when on_reply refuses the reply (it raises ConnectionError, an OSError) the "
+                     "child should exit with code 3 (EXIT_BACKEND_FAILED)")  # fmt: skip
     if code != 3:
         return wrong("when the server fails the child should exit with code 3 "
                      "(EXIT_BACKEND_FAILED)")  # fmt: skip
@@ -411,7 +472,8 @@ def _judge_parent_sockets(args: Args, seen: dict) -> Outcome:
 
 def grade_spawn_relay_child(student: Student) -> ExerciseResult:
     answers = ("answers", wire(b"P7"), 2.0)
-    failing = [("closes", wire(b""), 2.0), ("silent", wire(b""), 0.5)]
+    failing = [("closes", wire(b""), 2.0), ("silent", wire(b""), 0.5),
+               ("resets", wire(b""), 2.0), ("hook-refuses", wire(b"V3"), 2.0)]
     groups = [
         Group("the server's reply relayed to the client", 1, [answers], judged(_judge_relayed)),
         Group("the child leaves with os._exit", 0.5, [answers], judged(_judge_child_exit)),
@@ -714,7 +776,7 @@ def grade_serve_forking(student: Student) -> ExerciseResult:
         Group("children: none left behind, exit codes returned", 0.75, [MANY, ONE_BY_ONE],
               judged(_judge_children)),
         Group("the parent's part: decide, close its copies, serve concurrently", 0.75,
-              [MANY, CONCURRENT], judged(_judge_parent)),
+              [MANY, ONE_BY_ONE, CONCURRENT], judged(_judge_parent)),
         Group("the count of connections: 0, negative, or None (for ever)", 0.25,
               [NO_CONNECTIONS, NEGATIVE_CONNECTIONS, FOR_EVER], judged(_judge_connections)),
     ]  # fmt: skip

@@ -1,17 +1,8 @@
-"""What every lesson-4 harness shares; the grader sends it in front of each harness.
+"""What the in-sandbox part of lesson 4's scenarios needs; sent in front of it.
 
-A harness runs inside the sandbox, in the student's process, after the notebook's cells ran
-(``autograder.contract``): sockets cannot cross the pipe, so it builds them there, calls the
-student's function and returns what it saw as plain data. The grader judges; nothing here
-scores. Standard library only, and children only from ``os.fork``: a ``subprocess`` or
-``multiprocessing`` child would be collected by the student's ``waitpid(-1)``. No ``/proc``
-either: the fallback jail has none.
-
-Trust: this code shares a process with the student's, so a submission written to fool the
-grader could forge what a harness sees (patch ``os.fork``, replace ``socket``...). The functions
-a harness relies on are bound when its source is loaded, just before the student's function runs
-in that call, which stops accidents and casual tricks, not a determined forger; a forged answer
-only raises the forger's own score, and reading suspicious submissions catches it.
+This runs in the STUDENT's process (``lesson04_harness_call.py``), so it decides nothing: the
+grader plays every scenario from its own side (``lesson04_harness_peers.py``,
+``autograder/TRUST.md``). Standard library only.
 
 Each exercise is graded on its own, as DESIGN section 7 asks of lessons: while a function runs,
 the lesson's other exercises it calls are the reference versions below (``reference_helpers``).
@@ -20,38 +11,15 @@ They are in the sandbox only during a call, which has no way to carry them out o
 
 import contextlib
 import os
-import resource
-import signal
 import socket
-import stat
-import threading
-import time
 from collections import namedtuple
 from collections.abc import Callable, Iterator
 
-# Bound now, before the student's function runs in this call (see "Trust" above).
+# Bound now, before the student's function runs in this call.
 getpid, fork, leave, kill = os.getpid, os.fork, os._exit, os.kill
-waitpid, waitid, monotonic, sleep = os.waitpid, os.waitid, time.monotonic, time.sleep
+waitpid, monotonic = os.waitpid, __import__("time").monotonic
 
 CHILD_RETURNED = 77  # exit code of a student's forked child that came back into the harness
-SLACK = 1.5  # seconds of grace on every deadline: graders share busy machines
-HUNG = "hung"  # a child that had to be killed
-GONE = "gone"  # a child someone else (the student's code) already collected
-
-
-class HarnessFailure(Exception):
-    """The harness could not set its scenario up (a sandbox limit?): not the student's doing."""
-
-
-@contextlib.contextmanager
-def setting_up() -> Iterator[None]:
-    """Failures to make sockets, pipes, threads or children here are the harness's own."""
-    try:
-        yield
-    except NotImplementedError:
-        raise
-    except (OSError, RuntimeError) as error:
-        raise HarnessFailure(f"{type(error).__name__}: {error}") from None
 
 
 def call_in_parent_only(function: Callable, *args: object) -> object:
@@ -65,81 +33,6 @@ def call_in_parent_only(function: Callable, *args: object) -> object:
             leave(CHILD_RETURNED)
 
 
-def exception_names(error: BaseException) -> list[str]:
-    """The exception's class name, then its bases' (so a subclass of ValueError still counts)."""
-    return [str(cls.__name__) for cls in type(error).__mro__[:-1]][:20]
-
-
-def tcp_pair() -> tuple[socket.socket, socket.socket]:
-    """Both ends of a fresh loopback TCP connection, in blocking mode: (ours, theirs)."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        ours = socket.create_connection(listener.getsockname()[:2])
-        theirs, _ = listener.accept()
-    for end in (ours, theirs):
-        end.settimeout(None)
-    return ours, theirs
-
-
-def read_until_closed(sock: socket.socket, seconds: float) -> tuple[bytes, bool]:
-    """What the peer sends within ``seconds`` (at most 256 bytes), and whether it then closed."""
-    deadline, data = monotonic() + seconds, b""
-    while len(data) < 256:
-        left = deadline - monotonic()
-        if left <= 0:
-            return data, False
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(256 - len(data))
-        except TimeoutError:
-            return data, False
-        except OSError:  # reset: closed too, if rudely
-            return data, True
-        if not chunk:
-            return data, True
-        data += chunk
-    return data, False
-
-
-def open_sockets() -> set[int]:
-    """The descriptors of every socket this process holds."""
-    limit = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1 << 16)
-    found = set()
-    for fd in range(limit):
-        try:
-            if stat.S_ISSOCK(os.fstat(fd).st_mode):
-                found.add(fd)
-        except OSError:
-            pass
-    return found
-
-
-def has_exited(pid: int) -> bool:
-    """Whether child ``pid`` has exited and waits to be collected (a zombie); collects nothing."""
-    try:
-        return waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return False
-
-
-def exit_code(pid: int, seconds: float) -> int | str:
-    """Collect child ``pid`` within ``seconds``: its exit code, ``HUNG`` if it had to be killed,
-    or ``GONE`` if it was collected already."""
-    deadline = monotonic() + seconds
-    while True:
-        try:
-            done, status = waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return GONE
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                kill(pid, signal.SIGKILL)
-            waitpid(pid, 0)
-            return HUNG
-        sleep(0.005)
-
-
 def collect_finished() -> int:
     """Collect every child that has exited, without waiting: how many there were."""
     count = 0
@@ -151,34 +44,6 @@ def collect_finished() -> int:
         if pid == 0:
             return count
         count += 1
-
-
-def collect_the_rest(seconds: float, known: set[int]) -> tuple[int, int]:
-    """Wait up to ``seconds`` for the children still running, collecting them, then kill those
-    of ``known`` still there: (how many finished meanwhile, how many had to be killed)."""
-    finished, deadline = 0, monotonic() + seconds
-    while True:
-        try:
-            pid, _ = waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return finished, 0  # none left
-        if pid:
-            finished += 1
-        elif monotonic() > deadline:
-            break
-        else:
-            sleep(0.01)
-    return finished, sum(exit_code(pid, 0) == HUNG for pid in known)
-
-
-@contextlib.contextmanager
-def small_thread_stacks() -> Iterator[None]:
-    """Threads made meanwhile get small stacks: dozens of them fit in the sandbox's memory."""
-    previous = threading.stack_size(1 << 18)
-    try:
-        yield
-    finally:
-        threading.stack_size(previous)
 
 
 # --- the lesson's other exercises, as the reference has them ---------------------------------

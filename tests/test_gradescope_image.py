@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -176,6 +177,9 @@ def test_run_autograder_on_python310_without_cap_sys_admin_uses_the_uid_sandbox(
     assert not any(marker in text for marker in MARKERS)
     assert uid_sandbox.readable_by_others("/usr/bin/python3", secrets) == (True, [])
     assert not (Path("/tmp") / leftover).exists(), "the uid sandbox left a file in /tmp"
+    deadline = time.monotonic() + 10  # a killed daemon lingers until its new parent reaps it
+    while _processes_running(["sleep", LEFTOVER_SECONDS]) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not _processes_running(["sleep", LEFTOVER_SECONDS]), "a daemon outlived the sandbox"
 
 

@@ -48,6 +48,8 @@ KNOWN_WEAKER = {
     "probe-plain-tuple",  # a plain tuple, not a Request: the pipe's JSON cannot tell them apart
     "probe-plain-value-error",  # ValueError, not ProtocolError (serve_forking then crashes)
     "probe-connection-error-without-message",  # the visible test asks for a message
+    "probe-error-without-the-kind",  # the hidden tests never read a ValueError's message
+    "probe-error-without-a-message",  # ... not even whether it has one
 }
 
 
@@ -77,6 +79,13 @@ PROBES = [
     Mistake("probe-connection-error-without-message", LESSON_4, "recv_exactly",
             'raise ConnectionError(f"peer closed the connection after',
             'raise ConnectionError() from None  # f"peer closed the connection after'),
+    Mistake("probe-error-without-the-kind", "01_cost_matrix", "processing_time",
+            "    check_kind(kind)\n",
+            "    if kind not in FACTORS:\n        raise ValueError('invalid input')\n"),
+    Mistake("probe-error-without-a-message", "02_greedy_balancing", "choose_server",
+            "    kinds = check_fleet(fleet)\n",
+            "    try:\n        kinds = check_fleet(fleet)\n    except ValueError:\n"
+            "        raise ValueError() from None\n"),
 ]  # fmt: skip
 
 

@@ -2,25 +2,31 @@
 
 The lessons whose grading waits on something (lesson 3's speed budget, lesson 4's clients,
 servers and reaping) are graded three times while six CPU-bound processes compete for the two
-cores: the reference (one cell holding the reference module) and a student who did the lesson in
-the notebook get full marks every time, with the same feedback each time.
+cores: the instructor's solved notebook, with and without its demo cells, gets full marks every
+time, with the same feedback each time.
 """
 
+import nbformat
 import pytest
 from cpu_load import cpu_burners
-from notebook_fixtures import reference_source, solved_notebook, write_notebook
+from notebook_fixtures import solved_notebook
 
 from autograder.grade import grade_class
 from autograder.rubric import RUBRIC
+from minilb.notebook_cells import is_demo
 
 LESSONS = ["03_optimal_makespan", "04_sockets_and_forking"]
 ROUNDS, BURNERS = 3, 6
 
 
 def write_class(root):
+    """The instructor's solved notebook twice: as handed in, and without its demo cells."""
     for lesson in LESSONS:
-        write_notebook(root / "reference" / f"{lesson}.ipynb", [reference_source(lesson)])
         solved_notebook(lesson, root / "student" / f"{lesson}.ipynb")
+        notebook = nbformat.read(solved_notebook(lesson, root / "reference" / f"{lesson}.ipynb"),
+                                 as_version=4)
+        notebook.cells = [cell for cell in notebook.cells if not is_demo(cell)]
+        nbformat.write(notebook, root / "reference" / f"{lesson}.ipynb")
 
 
 @pytest.mark.slow

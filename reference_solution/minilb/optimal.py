@@ -20,6 +20,10 @@ def lower_bound(
 ) -> float:
     """A makespan that no assignment of the batch ``requests`` can beat (0 for no requests).
 
+    Leaves the caller's ``requests`` unchanged. Raises ``ValueError`` for invalid input: an
+    unknown request type or server kind, no server at all, or a length that is not a positive
+    int (``True``, ``2.0`` and ``"3"`` are not).
+
     >>> lower_bound([("V", 4), ("M", 4), ("P", 2)])
     4.0
     """

@@ -41,6 +41,8 @@ def choose_server(
 ) -> int:
     """Index of the server the greedy rule picks for ``request`` at time ``now``.
 
+    Leaves the caller's ``finish_times`` and ``request`` unchanged.
+
     >>> choose_server([0, 0, 0], ("M", 4))   # the Music server finishes it first
     2
     """
@@ -64,6 +66,9 @@ def greedy_assign(
 ) -> list[int]:
     """The server of each request when the greedy rule places them in order, all at time 0.
 
+    Raises ``ValueError`` for invalid input: an unknown request type or server kind, no server
+    at all, or a length that is not a positive int (``True``, ``2.0`` and ``"3"`` are not).
+
     >>> greedy_assign([("M", 1), ("V", 2), ("P", 3)])
     [2, 0, 1]
     """
@@ -85,6 +90,10 @@ def finish_times(
     fleet: Sequence[str] = DEFAULT_FLEET,
 ) -> list[float]:
     """Each server's finish time when the batch ``requests`` all arrive at time 0.
+
+    Raises ``ValueError`` for invalid input: as many server indices as requests are needed, each
+    an int in range (``True``, ``1.0`` and ``"1"`` are not), at least one server, and every
+    length a positive int (``True``, ``2.0`` and ``"3"`` are not).
 
     >>> finish_times([("M", 1), ("V", 2), ("P", 3)], [2, 0, 1])
     [2.0, 3.0, 1.0]

@@ -522,3 +522,39 @@ def test_no_helper_of_the_handout_passes_an_exercises_visible_tests(lesson, star
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["tried"] > len(EXERCISES_OF[lesson]), report  # the probe did probe
     assert not report["answers"], "\n".join(report["answers"])
+
+
+def test_cells_an_instructor_adds_for_manual_grading_survive_sync_and_release(tmp_path):
+    """An nbgrader ``task`` cell and a manually graded answer cell, added by an instructor to a
+    lesson, come through ``sync_from_reference`` and into the released handout unchanged."""
+    import importlib.util
+
+    lessons = tmp_path / "lessons"
+    shutil.copytree(KIT / "lessons", lessons, ignore=shutil.ignore_patterns(
+        "__pycache__", "release", "submitted", "autograded", "gradebook.db"))
+    path = lessons / "01_cost_matrix" / "01_cost_matrix.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    task = nbformat.v4.new_markdown_cell("**Task (graded by hand):** why is M slow at video?")
+    task.metadata["nbgrader"] = {"task": True, "grade": False, "solution": False, "locked": True,
+                                 "grade_id": "task_why", "points": 2, "schema_version": 3}
+    answer = nbformat.v4.new_markdown_cell("YOUR ANSWER HERE")
+    answer.metadata["nbgrader"] = {"grade": True, "solution": True, "locked": False,
+                                   "grade_id": "why_answer", "points": 1, "schema_version": 3}
+    notebook.cells[3:3] = [task, answer]
+    nbformat.write(notebook, path)
+
+    spec = importlib.util.spec_from_file_location("sync", lessons / "sync_from_reference.py")
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    synced = nbformat.read(path, as_version=4)
+    sync.sync_grading_cells(synced, "01_cost_matrix")
+    release(tmp_path / "handout", lessons)
+    released = nbformat.read(tmp_path / "handout" / "01_cost_matrix.ipynb", as_version=4)
+    for cells in (synced.cells, released.cells):
+        kept = {cell.metadata["nbgrader"]["grade_id"]: (cell.source, cell.metadata["nbgrader"])
+                for cell in cells if cell.metadata.get("nbgrader", {}).get("grade_id") in
+                ("task_why", "why_answer")}
+        source, metadata = kept["task_why"]  # nbgrader's release adds a checksum: fine
+        assert source == task.source
+        assert metadata.items() >= task.metadata["nbgrader"].items()
+        assert kept["why_answer"][1].items() >= answer.metadata["nbgrader"].items()

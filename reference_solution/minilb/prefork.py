@@ -37,18 +37,19 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
-from minilb.connections import Flight, PerRequestConnections, connect
+from minilb.connections import Flight, PerRequestConnections, address_family, connect
 from minilb.protocol import REQUEST_SIZE, close_with, encode_request
 
 if TYPE_CHECKING:
     from minilb.access_log import AccessLog
     from minilb.balancer import Balancer
 
-HANDOVER = struct.Struct("!Q2sd")  # token, the request's 2 bytes, seconds to wait for its echo
+HANDOVER = struct.Struct("!Q2sdHH")  # token, request, seconds to wait for the echo, families
 REPORT = struct.Struct("!QB")  # token, ANSWERED or FAILED
 ANSWERED, FAILED = 0, 1
 SEND_TIMEOUT = 5.0  # seconds the parent waits for a worker that is behind
 RETELL_EVERY = 0.005  # seconds between tries to tell a parent that is behind
+EXPIRY_CHECK_EVERY = 0.1  # seconds between looks for relays whose echo is late
 
 
 @dataclass
@@ -69,6 +70,9 @@ class PreforkConnections(PerRequestConnections):
         self.size = balancer.prefork
         self.workers: dict[int, _Worker] = {}  # pid -> worker
         self.next_token = 0
+        # Each handover names the sockets' families (reading ``socket.family`` costs more).
+        self.client_family = int(balancer.listener.family)
+        self.backend_families = [address_family(b.address) for b in balancer.backends]
 
     def connect_all(self) -> None:
         for _ in range(self.size):
@@ -104,8 +108,10 @@ class PreforkConnections(PerRequestConnections):
             backend.close()
             raise
         self.next_token += 1
-        message = HANDOVER.pack(self.next_token, encode_request(flight.request),
-                                flight.reply_timeout) + flight.log_prefix
+        message = HANDOVER.pack(
+            self.next_token, encode_request(flight.request), flight.reply_timeout,
+            self.client_family, self.backend_families[flight.server],
+        ) + flight.log_prefix  # fmt: skip
         fds = [flight.client.fileno(), backend.fileno()]
         try:
             worker = min(self.workers.values(), key=lambda w: len(w.flights))
@@ -181,6 +187,7 @@ class _Relay:
     deadline: float  # monotonic seconds
     log_prefix: bytes
     echo: bytes = b""
+    waited_for: bool = False  # registered with the selector
 
 
 @dataclass
@@ -209,34 +216,42 @@ class RelayWorker:
     def _serve(self) -> None:
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.parent, selectors.EVENT_READ)
-        parent_open = True
+        parent_open, next_expiry_check = True, time.monotonic() + EXPIRY_CHECK_EVERY
         while parent_open or self.relays:
-            timeout = None
-            if self.relays:
-                timeout = max(min(r.deadline for r in self.relays.values()) - time.monotonic(), 0)
+            # Deadlines are seconds away: a look a few times a second is enough, and the loop
+            # does not walk every relay on every round (a cost per request at high concurrency).
+            timeout = EXPIRY_CHECK_EVERY if self.relays else None
             if self.untold:
-                timeout = min(timeout if timeout is not None else RETELL_EVERY, RETELL_EVERY)
+                timeout = RETELL_EVERY
             for key, _ in self.selector.select(timeout):
                 if key.fileobj is self.parent:
                     parent_open = self._take_over()
                 else:
                     self._from_backend(key.data)
             now = time.monotonic()
-            for token in [t for t, relay in self.relays.items() if relay.deadline <= now]:
-                self._end(token, FAILED)  # no echo in time
-            self._tell_parent()
+            if now >= next_expiry_check:
+                next_expiry_check = now + EXPIRY_CHECK_EVERY
+                for token in [t for t, relay in self.relays.items() if relay.deadline <= now]:
+                    self._end(token, FAILED)  # no echo in time
+            if self.untold:
+                self._tell_parent()
 
     def _take_over(self) -> bool:
         message, fds, _, _ = socket.recv_fds(self.parent, 4096, 2)
         if not message:  # the parent stopped, or let us go
             self.selector.unregister(self.parent)
             return False
-        client, backend = (socket.socket(fileno=fd) for fd in fds)
-        token, request, reply_timeout = HANDOVER.unpack_from(message)
+        token, request, reply_timeout, client_family, backend_family = HANDOVER.unpack_from(message)
+        # Told the families, ``socket`` need not ask the kernel about each descriptor.
+        client = socket.socket(client_family, socket.SOCK_STREAM, 0, fds[0])
+        backend = socket.socket(backend_family, socket.SOCK_STREAM, 0, fds[1])
         deadline = time.monotonic() + reply_timeout
         self.relays[token] = _Relay(client, backend, request, deadline, message[HANDOVER.size :])
         backend.setblocking(False)
-        self.selector.register(backend, selectors.EVENT_READ, token)
+        self._from_backend(token)  # the echo may be there already: no round of waiting
+        if token in self.relays:
+            self.selector.register(backend, selectors.EVENT_READ, token)
+            self.relays[token].waited_for = True
         return True
 
     def _from_backend(self, token: int) -> None:
@@ -252,13 +267,15 @@ class RelayWorker:
             self._end(token, FAILED)  # closed early, reset, or a wrong echo: a broken server
         elif len(relay.echo) == REQUEST_SIZE:
             self.log.served(relay.log_prefix, self.clock())  # before the reply: complete
-            relay.client.settimeout(1.0)
+            # The client's descriptor shares the parent's non-blocking mode: 2 bytes always fit
+            # in a new connection's send buffer, so no waiting (and no timeout) is needed.
             close_with(relay.client, relay.echo)
             self._end(token, ANSWERED)
 
     def _end(self, token: int, outcome: int) -> None:
         relay = self.relays.pop(token)
-        self.selector.unregister(relay.backend)
+        if relay.waited_for:
+            self.selector.unregister(relay.backend)
         relay.backend.close()
         relay.client.close()  # when FAILED, the parent's copy keeps the client connected
         self._tell_parent(REPORT.pack(token, outcome))

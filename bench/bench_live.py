@@ -30,7 +30,7 @@ from minilb.protocol import open_listener
 TICKS = os.sysconf("SC_CLK_TCK")
 ZERO_COST_REQUESTS = {1: 2000, 16: 6000}  # concurrency -> requests per path
 ROUNDS = 4  # the paths take turns this many times per concurrency
-PREFORK = 2  # workers: one per core
+PREFORK = max(1, (os.cpu_count() or 2) - 1)  # workers: the cores the parent leaves
 MIXED = [r for text in CLASSIC_WORKLOADS.values() for r in parse_workload(text)] * 10  # 150
 MIXED_UNIT = 0.01
 targets: list[tuple[str, str, bool]] = []  # (target, measured, met)

@@ -49,6 +49,7 @@ REPORT = struct.Struct("!QB")  # token, ANSWERED or FAILED
 ANSWERED, FAILED = 0, 1
 SEND_TIMEOUT = 5.0  # seconds the parent waits for a worker that is behind
 RETELL_EVERY = 0.005  # seconds between tries to tell a parent that is behind
+REPORTS_PER_MESSAGE = 4096 // REPORT.size  # what the parent reads at once
 EXPIRY_CHECK_EVERY = 0.1  # seconds between looks for relays whose echo is late
 
 
@@ -198,7 +199,7 @@ class RelayWorker:
     log: "AccessLog"
     clock: Callable[[], float]
     relays: dict[int, _Relay] = field(default_factory=dict)  # token -> relay
-    untold: bytes = b""  # reports that did not fit in the parent's queue yet
+    untold: bytes = b""  # reports the parent has not had yet
 
     def run(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent lets us finish
@@ -278,17 +279,15 @@ class RelayWorker:
             self.selector.unregister(relay.backend)
         relay.backend.close()
         relay.client.close()  # when FAILED, the parent's copy keeps the client connected
-        self._tell_parent(REPORT.pack(token, outcome))
+        self.untold += REPORT.pack(token, outcome)  # sent at the end of the round, together
 
-    def _tell_parent(self, news: bytes = b"") -> None:
-        """Send what the parent has not heard yet, never waiting (a worker waiting for a
-        parent that waits for the worker to take the next client would wait for ever)."""
-        self.untold += news
-        if not self.untold:
-            return
+    def _tell_parent(self) -> None:
+        """Send the parent the reports it has not had yet, never waiting (a worker waiting for
+        a parent that waits for the worker to take the next client would wait for ever)."""
+        message = self.untold[: REPORT.size * REPORTS_PER_MESSAGE]
         try:
-            self.parent.send(self.untold, socket.MSG_DONTWAIT)
-            self.untold = b""
+            self.parent.send(message, socket.MSG_DONTWAIT)
+            self.untold = self.untold[len(message) :]
         except BlockingIOError:
             pass  # kept for the next round
         except OSError:

@@ -66,13 +66,17 @@ def test_a_worker_that_dies_is_replaced_and_its_request_gets_err():
     with Cluster(fleet=("VP",), unit=0.2, prefork=1) as cluster:
         wait_for(lambda: children_of(cluster.balancer_pid))  # forked once it serves
         [worker] = children_of(cluster.balancer_pid)
+        fds_of_a_fresh_worker = len(os.listdir(f"/proc/{worker}/fd"))
         client, result = in_background(send_request, cluster.address, ("V", 9))  # 1.8 s
         wait_for(lambda: cluster.access_log())
         os.kill(worker, signal.SIGKILL)
         client.join()
         assert result["value"].reply.startswith(b"ERR the relay worker failed")
         wait_for(lambda: children_of(cluster.balancer_pid) not in ([], [worker]))
+        [replacement] = children_of(cluster.balancer_pid)
         assert send_request(cluster.address, ("P", 1)).reply == b"P1"
+        # It kept no copy of the dead worker's client (or of anything else of the parent's).
+        assert len(os.listdir(f"/proc/{replacement}/fd")) == fds_of_a_fresh_worker
         assert zombies_of(cluster.balancer_pid) == []
     [failed, served] = cluster.access_log()
     assert failed["error"].startswith("the relay worker failed") and served["error"] is None

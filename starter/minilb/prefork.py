@@ -114,16 +114,17 @@ class PreforkConnections(PerRequestConnections):
             self.client_family, self.backend_families[flight.server],
         ) + flight.log_prefix  # fmt: skip
         fds = [flight.client.fileno(), backend.fileno()]
+        if not self.workers:  # all gone at once (killed?): the replacement cannot wait
+            self._start_worker()
         try:
-            worker = min(self.workers.values(), key=lambda w: len(w.flights))
-            try:
-                socket.send_fds(worker.sock, [message], fds)
-            except BlockingIOError:  # its queue is full: wait, briefly
-                worker.sock.settimeout(SEND_TIMEOUT)
+            for worker in sorted(self.workers.values(), key=lambda w: len(w.flights)):
                 try:
-                    socket.send_fds(worker.sock, [message], fds)
-                finally:
-                    worker.sock.setblocking(False)
+                    _hand_over(worker.sock, message, fds)
+                    break
+                except OSError:
+                    continue  # it has just died (child_exited replaces it): the next one
+            else:
+                raise ConnectionError("no relay worker took the request")
         finally:
             backend.close()  # the worker has its own descriptor now (or the request failed)
         worker.flights[self.next_token] = flight
@@ -151,16 +152,17 @@ class PreforkConnections(PerRequestConnections):
                     self.balancer.retry_or_fail(flight)
 
     def child_exited(self, pid: int, exit_code: int) -> None:
-        worker = self.workers.pop(pid, None)
+        worker = self.workers.get(pid)
         if worker is None:
             return
+        if not self.balancer.stopping:  # first: a retry below may need a worker (and the new
+            self._start_worker()  # one must close its copies of the dead one's clients too)
+        del self.workers[pid]
         self._heard(worker, worker.sock)  # what it said before it died still counts
         self._forget(worker.sock)
         worker.sock.close()
         for flight in worker.flights.values():
             self.balancer.fail(flight, f"the relay worker failed (exit code {exit_code})")
-        if not self.balancer.stopping:
-            self._start_worker()
 
     def _forget(self, sock: socket.socket) -> None:
         if sock in self.balancer.selector.get_map():
@@ -178,6 +180,15 @@ class PreforkConnections(PerRequestConnections):
         self.workers.clear()
 
 
+def _hand_over(sock: socket.socket, message: bytes, fds: list[int]) -> None:
+    try:
+        socket.send_fds(sock, [message], fds)
+    except BlockingIOError:  # the worker's queue is full: wait, briefly
+        sock.settimeout(SEND_TIMEOUT)
+        try:
+            socket.send_fds(sock, [message], fds)
+        finally:
+            sock.setblocking(False)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import sys
 import pytest
 from background import in_background
 from test_balancer import always_first, children_of, wait_for, zombies_of
+from test_demo import processes_mentioning
 
 from minilb.client import CLASSIC_WORKLOADS, parse_workload, send_bytes, send_request
 from minilb.cluster import Cluster, fork_process, stop_process
@@ -139,3 +140,15 @@ def test_command_line_prefork_balancer(tmp_path):
         process.kill()
         process.wait()
         stop_process(server_pid)
+
+
+def test_demo_with_prefork_runs_and_leaves_no_process(tmp_path):
+    command = [sys.executable, "-m", "minilb.cli", "demo", "--unit", "0.02", "--out",
+               str(tmp_path), "--prefork", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "measured finish" in result.stdout and (tmp_path / "demo_gantt.png").exists()
+    assert processes_mentioning(str(tmp_path)) == []
+    refused = subprocess.run([*command, "--persistent"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr == "minilb demo: error: --prefork and --persistent cannot be combined\n"

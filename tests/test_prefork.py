@@ -63,11 +63,18 @@ def test_all_backends_gone_gives_err_and_the_balancer_lives_on():
         assert send_request(cluster.address, ("V", 1)).reply.startswith(b"ERR no server")
 
 
+def fds_once_waiting(worker: int) -> int:
+    """The descriptors a worker holds once it is set up and waits for work (not before it
+    has closed what it inherited)."""
+    wait_for(lambda: "poll" in open(f"/proc/{worker}/wchan").read())
+    return len(os.listdir(f"/proc/{worker}/fd"))
+
+
 def test_a_worker_that_dies_is_replaced_and_its_request_gets_err():
     with Cluster(fleet=("VP",), unit=0.2, prefork=1) as cluster:
         wait_for(lambda: children_of(cluster.balancer_pid))  # forked once it serves
         [worker] = children_of(cluster.balancer_pid)
-        fds_of_a_fresh_worker = len(os.listdir(f"/proc/{worker}/fd"))
+        fds_of_a_fresh_worker = fds_once_waiting(worker)
         client, result = in_background(send_request, cluster.address, ("V", 9))  # 1.8 s
         wait_for(lambda: cluster.access_log())
         os.kill(worker, signal.SIGKILL)
@@ -77,7 +84,7 @@ def test_a_worker_that_dies_is_replaced_and_its_request_gets_err():
         [replacement] = children_of(cluster.balancer_pid)
         assert send_request(cluster.address, ("P", 1)).reply == b"P1"
         # It kept no copy of the dead worker's client (or of anything else of the parent's).
-        assert len(os.listdir(f"/proc/{replacement}/fd")) == fds_of_a_fresh_worker
+        assert fds_once_waiting(replacement) == fds_of_a_fresh_worker
         assert zombies_of(cluster.balancer_pid) == []
     [failed, served] = cluster.access_log()
     assert failed["error"].startswith("the relay worker failed") and served["error"] is None

@@ -13,8 +13,10 @@ separates a server from how it serves. One job per class::
       |-- .log            AccessLog (minilb.access_log): one JSON line per request
       '-- .connections    ConnectionModel (minilb.connections): hooks the balancer calls
                             |-- PerRequestConnections  default
-                            '-- PersistentConnections  --persistent (minilb.persistent),
-                                                       one ServerChannel child per server
+                            |-- PersistentConnections  --persistent (minilb.persistent),
+                            |                          one ServerChannel child per server
+                            '-- PreforkConnections     --prefork N (minilb.prefork), N relay
+                                                       workers forked once, handed sockets
 
 - Per request (default): the parent opens a new backend connection per request and sends its
   2 bytes (so requests reach each server in the order decided), then lesson 4's
@@ -24,6 +26,8 @@ separates a server from how it serves. One job per class::
   long-lived child per server. The parent passes each client's socket to that child over a
   UNIX socket (``socket.send_fds``) in the order it decided; the child sends the request and
   keeps its clients in a FIFO queue, so the k-th echo goes to the k-th client.
+- Prefork (Apache's prefork, nginx's workers): as per request, but the parent hands the client
+  and backend sockets to one of N workers forked once at start, instead of forking per request.
 
 Either way, no two processes ever read one backend socket. That was the seed's bug: children
 shared a connection per server and each read "the next reply", which could be another
@@ -62,6 +66,7 @@ from minilb.exercises import require_done
 from minilb.intake import Intake
 from minilb.persistent import PersistentConnections
 from minilb.policies import check_policy, reference_policy
+from minilb.prefork import PreforkConnections
 from minilb.protocol import close_with, error_reply
 from minilb.timeline import Policy, Schedule, service_time
 
@@ -98,11 +103,18 @@ class Balancer:
         max_children: int = MAX_CHILDREN,
         read_timeout: float = READ_TIMEOUT,
         persistent: bool = False,
+        prefork: int = 0,
     ) -> None:
         if unit < 0:
             raise ValueError(f"unit must be at least 0 seconds, got {unit}")
         if max_children < 1:
             raise ValueError(f"max_children must be at least 1, got {max_children}")
+        if prefork < 0:
+            raise ValueError(f"prefork must be at least 1 worker, got {prefork}")
+        if prefork and persistent:
+            raise ValueError("--prefork and --persistent cannot be combined: --persistent "
+                             "already keeps one long-lived child per server")
+        self.prefork = prefork
         self.listener = listener
         self.backends = list(backends)
         self.unit = unit
@@ -118,7 +130,11 @@ class Balancer:
         self.next_id = 0
         self.ready: deque[tuple[socket.socket, Request]] = deque()  # waiting for a free slot
         self.stopping = False
-        model = PersistentConnections if persistent else PerRequestConnections
+        model: type[ConnectionModel] = PerRequestConnections
+        if persistent:
+            model = PersistentConnections
+        elif prefork:
+            model = PreforkConnections
         self.connections: ConnectionModel = model(self)
         self.connections.check_at_start()
 

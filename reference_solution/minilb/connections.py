@@ -167,8 +167,7 @@ def _resolve(address: tuple[str, int]) -> tuple[str, int]:
 def connect(address: tuple[str, int], timeout: float = CONNECT_TIMEOUT) -> socket.socket:
     """A connection to ``address``; plain ``connect`` rather than ``create_connection``, which
     looks the host up again for every request (a measurable share of the balancer's CPU)."""
-    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-    backend = socket.socket(family, socket.SOCK_STREAM)
+    backend = socket.socket(address_family(address), socket.SOCK_STREAM)
     backend.settimeout(timeout)
     try:
         backend.connect(address)
@@ -176,6 +175,11 @@ def connect(address: tuple[str, int], timeout: float = CONNECT_TIMEOUT) -> socke
         backend.close()
         raise
     return backend
+
+
+def address_family(address: tuple[str, int]) -> int:
+    """``AF_INET6`` or ``AF_INET``, for a numeric address (``parse_backends`` resolved it)."""
+    return socket.AF_INET6 if ":" in address[0] else socket.AF_INET
 
 
 def reachable(address: tuple[str, int], timeout: float = CONNECT_TIMEOUT) -> bool:

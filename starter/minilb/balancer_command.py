@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="one connection per server, opened at start and kept (the original course's "
         "servers accept exactly one); default: a new connection per request",
     )
+    parser.add_argument(
+        "--prefork", type=int, default=0, metavar="N",
+        help="N relay workers forked once at start and handed each client and server socket "
+        "(default 0: fork a child per request); not with --persistent",
+    )
     parser.add_argument("--max-children", type=int, default=MAX_CHILDREN)
     parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT)
     add_student_argument(parser)
@@ -56,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     balancer = Balancer(
         listener, backends, args.unit, policy, "/dev/stdout" if args.log == "-" else args.log,
         args.decisions, args.max_children, args.read_timeout, args.persistent,
+        args.prefork,
     )
     host, port = listener.getsockname()[:2]
     print(f"listening on {host}:{port}", flush=True)

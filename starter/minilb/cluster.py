@@ -11,6 +11,9 @@ Used by lesson 4, the demo and the tests::
         cluster.run_hosts()          # the classic closed-loop hosts -> {host: [Exchange]}
         cluster.access_log()         # one dict per request (see balancer.read_access_log)
 
+Keyword options go to the balancer: ``Cluster(prefork=2)`` relays through two workers forked
+once, ``Cluster(persistent=True)`` keeps one connection per server.
+
 Every process is forked from the current one, so a policy defined in a notebook drives the
 balancer as is (and so do the notebook's lesson 4 functions, once it has called
 ``minilb.policies.use_student_functions(globals())``). Each listening socket is opened before

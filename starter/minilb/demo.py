@@ -122,6 +122,7 @@ def run_demo(
     workloads: Mapping[str, str],
     cluster: Cluster | None = None,
     persistent: bool = False,
+    prefork: int = 0,
     about: Sequence[str] = (),
 ) -> int:
     """Run ``workloads`` on ``cluster`` (default: one on loopback) and report; ``about``: lines
@@ -130,7 +131,7 @@ def run_demo(
     fleet = DEFAULT_FLEET
     plans = {host: parse_workload(text) for host, text in workloads.items()}
     results: dict[str, list[Exchange]] = {}
-    with cluster or Cluster(fleet, unit, policy, persistent=persistent) as cluster:
+    with cluster or Cluster(fleet, unit, policy, persistent=persistent, prefork=prefork) as cluster:
         console.print(f"balancer listening on {cluster.address[0]}:{cluster.address[1]}, "
                       f"servers {', '.join(f'{h}:{p}' for h, p in cluster.server_addresses)}")
         for line in about:
@@ -221,6 +222,8 @@ def register(subcommands: argparse._SubParsersAction) -> None:
                         "$MINILB_LAB_PREFIX or mlb)")
     parser.add_argument("--persistent", action="store_true",
                         help="the balancer keeps one connection per server (the course's model)")
+    parser.add_argument("--prefork", type=int, default=0, metavar="N",
+                        help="the balancer relays through N workers forked once")
     add_student_argument(parser)
     parser.set_defaults(handler=_run)
 
@@ -234,14 +237,17 @@ def _run(args: argparse.Namespace) -> int:
     policy, policy_source = load_policy_from(args.policy)
     require_live_exercises(policy)  # before any server starts
     cluster = None
+    if args.prefork and args.persistent:
+        raise ValueError("--prefork and --persistent cannot be combined")
     if args.lab:
         from minilb.lab import check_prefix, default_prefix
         from minilb.lab_cluster import LabCluster, check_client_hosts
 
         check_client_hosts(workloads)
         cluster = LabCluster(check_prefix(args.lab_prefix or default_prefix()), args.unit, policy,
-                             persistent=args.persistent)
+                             persistent=args.persistent, prefork=args.prefork)
     out_dir = args.out or tempfile.mkdtemp(prefix="minilb-demo-")
     live = not args.no_live and sys.stdout.isatty()
     about = [core, f"policy: {policy_source}"]
-    return run_demo(args.unit, policy, out_dir, live, workloads, cluster, args.persistent, about)
+    return run_demo(args.unit, policy, out_dir, live, workloads, cluster, args.persistent,
+                    args.prefork, about)

@@ -195,7 +195,11 @@ def _call(
     """The answer to one call, and the names of the arguments it mutated."""
     if not arguments:
         return student.call(name, *args, timeout=timeout), ()
-    reply = student.call(name, list(shapes), *args, timeout=timeout, harness=HARNESS)
+    try:
+        reply = student.call(name, list(shapes), *args, timeout=timeout, harness=HARNESS)
+    except StudentCallError as error:  # the harness's own first argument (shapes) goes
+        error.message_mentions = tuple(i - 1 for i in error.message_mentions if i > 0)
+        raise
     if (
         not isinstance(reply, dict)
         or set(reply) != {"result", "mutated"}
@@ -410,17 +414,36 @@ def is_value_error(answer: Answer, also: Sequence[str] = ()) -> bool:
     return "ValueError" in names or any(name in names for name in also)
 
 
+def judge_message(
+    what: str, error: str, args: Args, answer: StudentCallError,
+    names: Callable[[Args], int | None] | None = None,
+) -> Outcome:
+    """A raised error of the right class is fully right only with a message that says what was
+    wrong: non-empty, and naming the bad argument (``names(args)``: its index, None for none)
+    when the lesson asks for that. The grader never reads the message: it asks the child two
+    questions about it (``autograder.contract``); when they were not answered, it is RIGHT."""
+    if answer.message_nonempty is False:
+        return partly(f"{what}: the {error} says nothing about what was wrong (give it a "
+                      "message)")  # fmt: skip
+    index = names(args) if names is not None else None
+    if index is not None and answer.message_nonempty and index not in answer.message_mentions:
+        return partly(f"{what}: the {error}'s message does not name the bad value")
+    return RIGHT
+
+
 def expect_value_error(
-    what: str, error: str = "ValueError", also: Sequence[str] = ()
+    what: str, error: str = "ValueError", also: Sequence[str] = (),
+    names: Callable[[Args], int | None] | None = None,
 ) -> Callable[[Args, Answer], Outcome]:
-    """A judge for invalid inputs: the call must raise ``ValueError`` (or one of ``also``).
+    """A judge for invalid inputs: the call must raise ``ValueError`` (or one of ``also``) with
+    a message (``judge_message``; ``names`` finds the argument it must name).
 
     ``what`` names the kind of case and ``error`` the exception the student is told to raise.
     """
 
     def judge(args: Args, answer: Answer) -> Outcome:
         if is_value_error(answer, also):
-            return RIGHT
+            return judge_message(what, error, args, answer, names)
         if isinstance(answer, StudentCallError) and answer.kind == "raised":
             if answer.exc_type == "NotImplementedError":
                 return wrong("not implemented yet (it raises NotImplementedError)")

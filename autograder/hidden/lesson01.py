@@ -88,6 +88,13 @@ def _diagnose_time(responses: list[Response]) -> list[str]:
 
 
 
+def _bad_kind_or_type(args: Args) -> int | None:
+    """Which argument the message must name (the lesson: "names the bad kind"); None when it
+    is the empty string, which every message contains."""
+    bad = 0 if args[0] not in SERVER_KINDS else 1
+    return bad if args[bad] else None
+
+
 def grade_processing_time(student: Student) -> ExerciseResult:
     combos = [(k, t) for k in SERVER_KINDS for t in REQUEST_TYPES]
     groups = [
@@ -100,7 +107,8 @@ def grade_processing_time(student: Student) -> ExerciseResult:
         Group("invalid input (unknown kinds and types)", 0.75, [
             ("X", "V", 2), ("vp", "V", 2), ("", "M", 1), ("VP", "Q", 3), ("M", "v", 3),
             ("VP", "", 1),
-        ], expect_value_error("an unknown kind or type"), invalid_inputs=True),
+        ], expect_value_error("an unknown kind or type", names=_bad_kind_or_type),
+           invalid_inputs=True),
         bad_lengths_group("lengths that are not positive ints", 0.75,
                           lambda length: ("M", "P", length), lambda kind, type_, length: length),
     ]  # fmt: skip

@@ -25,6 +25,10 @@ points and no others:
   machine's load; wall time only bounds it as a generous safety net (``WALL_SAFETY`` times the
   budget), for code that sleeps or waits instead of computing.
 
+An error of the right class is half right when its message says nothing, or does not name the
+bad argument where the lesson asks for that (``judge_message``): the grader never reads the
+message, it asks the sandbox two questions about it (``autograder.contract``).
+
 Numbers are judged only when the grader can compare them: ``is_number`` (an int or a finite
 float, never a bool, NaN or an infinity) is the one test every judge uses before ``<``, ``>``
 or ``==``, because NaN fails every comparison and so would pass "never above the optimum" and

@@ -1,8 +1,9 @@
 """Hidden tests of lesson 1 (the cost model): ``processing_time`` 5 points, ``cost_matrix`` 5.
 
 processing_time: every kind, type and wire length (2.5), lengths above 9 (0.5), returns an
-``int`` (0.5), unknown kinds and types raise ValueError (0.75), and so do lengths that are not
-positive ints: 2.0, True, "3", 0, -1 (0.75).
+``int`` (0.5), unknown kinds and types raise ValueError with a message naming the bad kind or
+type (0.75; half without), and so do lengths that are not positive ints: 2.0, True, "3", 0, -1
+(0.75). Every ValueError the hidden tests ask for needs a message (half a group without one).
 cost_matrix: the default fleet, called with and without the argument (1.5), fleets with several
 Music servers (0.5), with several VP servers (0.5), one, five and ten servers (0.5), fleets
 given as tuples (0.5), returns a dict of lists of ints with the keys in the order V, P, M (0.5),

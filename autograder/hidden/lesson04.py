@@ -1,7 +1,8 @@
 """Hidden tests of lesson 4 (sockets and forking): 16 points.
 
-``parse_request`` (3): the 27 valid messages give the right type and an ``int`` length (1);
-invalid messages raise ``ProtocolError`` or another ``ValueError``: a wrong size, empty included
+``parse_request`` (3): the 27 valid messages give a ``Request`` of the right type and an ``int``
+length (1; a plain tuple, half); invalid messages raise ``ProtocolError`` (a plain
+``ValueError``, or one without a message, half) for: a wrong size, empty included
 (0.5); an unknown type, every first byte but ``V``, ``P`` and ``M`` (0.5); a length that is
 not a digit 1-9, every second byte but ``'1'..'9'`` (0.5); a ``str`` instead of bytes (0.25);
 the other bytes-like types, ``bytearray`` and ``memoryview``, are accepted and give a
@@ -9,7 +10,7 @@ the other bytes-like types, ``bytearray`` and ``memoryview``, are accepted and g
 
 ``recv_exactly`` (3): a message arriving one byte at a time (1); more bytes coming than asked
 for, waiting before the call or arriving after its first byte, the rest left unread (0.5); a
-peer that closes early: ``ConnectionError`` (0.5); a silent or slowly dripping peer:
+peer that closes early: ``ConnectionError`` with a message (0.5); a silent or slowly dripping peer:
 ``TimeoutError`` once the whole read's deadline passes, not before, without burning CPU time
 while it waits (0.75); an invalid size (not positive, or not an int: a bool, a float, text) or
 timeout: ``ValueError`` (0.25).

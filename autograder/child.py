@@ -11,11 +11,14 @@ Standard library only. Protocol, one JSON object per line:
 2. then, for each ``{"id": n, "function": name, "args": [...]}`` it answers ``{"id": n, "ok":
    value}`` (with ``"harness": source`` it calls ``run(function, *args)`` from that source
    instead, for exercises whose arguments are sockets) or ``{"id": n, "error": kind,
-   "exc_type": ..., "exc_bases": [...]}``.
+   "exc_type": ..., "exc_bases": [...], "message_nonempty": bool, "message_mentions": [i,
+   ...]}``.
 
 An exception is reported by its class's name and its bases' names only, never its message or
 repr: the message can carry the arguments, which are hidden inputs. The grader shows only names
 it knows (``autograder.contract``), so a class named after its arguments shows nothing either.
+Of the message it gets two answers to questions it chose, never the text: whether the message
+says anything, and which of the call's text arguments (the grader's own inputs) it names.
 
 With ``"fds": n`` a call's first ``n`` descriptors come over the *channel* (a UNIX socket, its
 number in the setup message), and each ``{"__socket__": i}`` argument becomes a socket on the
@@ -108,6 +111,18 @@ def describe(error: BaseException) -> dict:
         return {"exc_type": "", "exc_bases": []}
 
 
+def message_checks(error: BaseException, args: list) -> dict:
+    """What the grader may ask of an exception's message without reading it: whether it says
+    anything, and the indices of the call's non-empty text arguments that it contains."""
+    try:
+        text = str(error)
+        mentions = [index for index, arg in enumerate(args[:20])
+                    if type(arg) is str and arg and arg in text]  # fmt: skip
+        return {"message_nonempty": bool(text.strip()), "message_mentions": mentions}
+    except BaseException:  # noqa: BLE001  (a hostile __str__)
+        return {"message_nonempty": False, "message_mentions": []}
+
+
 def base_names(error: BaseException) -> list[str]:
     """The names of the exception's base classes, in MRO order (so a subclass of ValueError
     that the student defined is still recognised as a ValueError)."""
@@ -154,14 +169,16 @@ def serve(requests, replies, namespace: dict, channel: socket.socket) -> None:  
         if not callable(function):
             answer["error"] = "missing"
         else:
+            args: list = []
             try:
                 if "harness" in request:  # sockets cannot cross the pipe: built in here
                     function = bind_harness(request["harness"], function)
-                answer["ok"] = plain(function(*from_wire(request["args"], held)))
+                args = from_wire(request["args"], held)
+                answer["ok"] = plain(function(*args))
             except NotPlainData:
                 answer["error"] = "not-plain-data"
             except BaseException as error:  # noqa: BLE001
-                answer.update(error="raised", **describe(error))
+                answer.update(error="raised", **describe(error), **message_checks(error, args))
         send(answer)
 
 

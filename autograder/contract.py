@@ -30,6 +30,11 @@ student code shares its process and can forge any reply):
 - Messages, reprs and unknown names are dropped where the reply is read: no student text can
   reach feedback, results.json or grades.csv (the student's arguments, which an exception can
   carry, are hidden inputs).
+- Of a message the child answers two questions the grader asks, as booleans: whether it says
+  anything (``message_nonempty``), and which of the call's text arguments it contains
+  (``message_mentions``, their indices; the arguments are the grader's own inputs). A forged
+  answer gains only what a real message saying so would; ``None`` means "not reported", and
+  then no point rests on the message.
 """
 
 import builtins
@@ -122,8 +127,12 @@ class StudentCallError(Exception):
         exc_type: str = "",
         message: str = "",
         exc_bases: tuple[str, ...] = (),
+        message_nonempty: bool | None = None,
+        message_mentions: tuple[int, ...] = (),
     ) -> None:
         self.kind = kind
+        self.message_nonempty = message_nonempty  # None: not reported (see the module's doc)
+        self.message_mentions = message_mentions  # indices of the call's arguments it names
         self.exc_bases = known_bases(list(exc_bases))  # known base names, MRO order
         named = exc_type or kind == "raised"  # a raised exception always gets words
         self.exc_type = believed_name(exc_type, self.exc_bases) if named else ""
@@ -133,10 +142,14 @@ class StudentCallError(Exception):
     @classmethod
     def from_reply(cls, kind: CallFailure, reply: dict) -> "StudentCallError":
         """The failure a child reported, keeping only what the grader may believe: known
-        exception names, never the message (see the module's docstring)."""
-        bases = reply.get("exc_bases")
+        exception names and the booleans about the message, never the message (see above)."""
+        bases, nonempty = reply.get("exc_bases"), reply.get("message_nonempty")
+        mentions = reply.get("message_mentions")
         return cls(kind, str(reply.get("exc_type", ""))[:100] if kind == "raised" else "",
-                   exc_bases=tuple(bases) if isinstance(bases, list) else ())
+                   exc_bases=tuple(bases) if isinstance(bases, list) else (),
+                   message_nonempty=nonempty if type(nonempty) is bool else None,
+                   message_mentions=tuple(i for i in mentions[:20] if type(i) is int)
+                   if isinstance(mentions, list) else ())  # fmt: skip
 
 
 class Student(Protocol):

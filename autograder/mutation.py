@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.progress import track
 
 from autograder import mutation_mutmut
-from autograder.child import bind_harness
+from autograder.child import bind_harness, message_checks
 from autograder.contract import LESSONS, StudentCallError
 from autograder.handout import exercise_modules
 from autograder.hidden.common import is_number
@@ -150,7 +150,10 @@ class InProcessStudent:
             raise StudentCallError("timeout") from None
         except Exception as error:
             bases = tuple(cls.__name__ for cls in type(error).__mro__[1:])
-            raise StudentCallError("raised", type(error).__name__, str(error), bases) from None
+            checks = message_checks(error, plain_args)
+            raise StudentCallError("raised", type(error).__name__, str(error), bases,
+                                   checks["message_nonempty"],
+                                   tuple(checks["message_mentions"])) from None
         finally:
             self.cpu_seconds_of_last_call = time.process_time() - started
         try:

@@ -65,7 +65,8 @@ CONTRACT_MISTAKES = [
      ["returns a float", "processing_time returns an int"], 0.5),
     ("length-only-checked-below-1", "processing_time",
      "request_type, length = check_request((request_type, length))",
-     "if request_type not in REQUEST_TYPES or length < 1:\n        raise ValueError('bad')",
+     "if request_type not in REQUEST_TYPES or length < 1:\n"
+     "        raise ValueError(f'bad request {request_type!r}')",
      ["accepts a float length (2.0): lengths must be ints", "bool True"], 0.75),
     ("matrix-of-floats", "cost_matrix", "[FACTORS[kind][t] for kind in kinds]",
      "[float(FACTORS[kind][t]) for kind in kinds]",

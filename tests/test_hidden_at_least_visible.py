@@ -44,13 +44,7 @@ LESSON_4 = "04_sockets_and_forking"
 
 # Mistakes that fail a visible test yet keep full hidden marks in their exercise, today. Empty
 # is the goal: a hidden case that catches one closes it (then take it off this list).
-KNOWN_WEAKER = {
-    "probe-plain-tuple",  # a plain tuple, not a Request: the pipe's JSON cannot tell them apart
-    "probe-plain-value-error",  # ValueError, not ProtocolError (serve_forking then crashes)
-    "probe-connection-error-without-message",  # the visible test asks for a message
-    "probe-error-without-the-kind",  # the hidden tests never read a ValueError's message
-    "probe-error-without-a-message",  # ... not even whether it has one
-}
+KNOWN_WEAKER: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -252,3 +246,52 @@ def test_a_stubbed_exercise_is_reported_as_failing_its_visible_test(tmp_path):
     assert hidden["cost_matrix"].score == 0
     assert weaker_than_visible(visible, hidden, "cost_matrix") == ""
     assert "scores 5/5" in weaker_than_visible(visible, hidden, "processing_time")
+
+
+# --- what the grader may ask of a message (issue 17) -----------------------------------------
+
+
+class _HostileText(ValueError):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+def test_the_child_answers_questions_about_a_message_never_sends_it():
+    from autograder.child import message_checks
+
+    checks = message_checks(ValueError("unknown server kind 'GPU'"), ["GPU", "V", 3, ""])
+    assert checks == {"message_nonempty": True, "message_mentions": [0]}
+    assert message_checks(ValueError(), ["GPU"]) == {"message_nonempty": False,
+                                                     "message_mentions": []}  # fmt: skip
+    assert message_checks(ValueError("  "), []) == {"message_nonempty": False,
+                                                    "message_mentions": []}  # fmt: skip
+    assert message_checks(_HostileText(), ["x"])["message_nonempty"] is False
+    assert "GPU" not in json.dumps(checks)  # booleans and indices only
+
+
+def test_the_grader_keeps_only_booleans_and_indices_from_a_reply():
+    from autograder.contract import StudentCallError
+
+    forged = {"exc_type": "ValueError", "exc_bases": ["Exception"], "message_nonempty": "yes",
+              "message_mentions": [0, "GPU", 1.5, 2], "message": "a hidden input"}
+    error = StudentCallError.from_reply("raised", forged)
+    assert error.message_nonempty is None  # not a bool: not reported, no point rests on it
+    assert error.message_mentions == (0, 2)
+    assert error.message == ""
+
+
+def test_a_message_costs_half_a_group_only_when_the_child_says_it_is_missing():
+    from autograder.contract import StudentCallError
+    from autograder.hidden.common import expect_value_error
+
+    judge = expect_value_error("an unknown kind", names=lambda args: 0)
+    said = StudentCallError("raised", "ValueError", message_nonempty=True, message_mentions=(0,))
+    silent = StudentCallError("raised", "ValueError", message_nonempty=False)
+    vague = StudentCallError("raised", "ValueError", message_nonempty=True)
+    unreported = StudentCallError("raised", "ValueError")
+    assert judge(("GPU",), said).credit == 1.0
+    assert judge(("GPU",), unreported).credit == 1.0
+    assert judge(("GPU",), silent).credit == 0.5
+    assert "says nothing" in judge(("GPU",), silent).mistake
+    assert judge(("GPU",), vague).credit == 0.5
+    assert "does not name the bad value" in judge(("GPU",), vague).mistake

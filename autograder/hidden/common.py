@@ -25,6 +25,10 @@ points and no others:
   machine's load; wall time only bounds it as a generous safety net (``WALL_SAFETY`` times the
   budget), for code that sleeps or waits instead of computing.
 
+An error of the right class is half right when its message says nothing, or does not name the
+bad argument where the lesson asks for that (``judge_message``): the grader never reads the
+message, it asks the sandbox two questions about it (``autograder.contract``).
+
 Numbers are judged only when the grader can compare them: ``is_number`` (an int or a finite
 float, never a bool, NaN or an infinity) is the one test every judge uses before ``<``, ``>``
 or ``==``, because NaN fails every comparison and so would pass "never above the optimum" and
@@ -195,7 +199,11 @@ def _call(
     """The answer to one call, and the names of the arguments it mutated."""
     if not arguments:
         return student.call(name, *args, timeout=timeout), ()
-    reply = student.call(name, list(shapes), *args, timeout=timeout, harness=HARNESS)
+    try:
+        reply = student.call(name, list(shapes), *args, timeout=timeout, harness=HARNESS)
+    except StudentCallError as error:  # the harness's own first argument (shapes) goes
+        error.message_mentions = tuple(i - 1 for i in error.message_mentions if i > 0)
+        raise
     if (
         not isinstance(reply, dict)
         or set(reply) != {"result", "mutated"}
@@ -410,17 +418,36 @@ def is_value_error(answer: Answer, also: Sequence[str] = ()) -> bool:
     return "ValueError" in names or any(name in names for name in also)
 
 
+def judge_message(
+    what: str, error: str, args: Args, answer: StudentCallError,
+    names: Callable[[Args], int | None] | None = None,
+) -> Outcome:
+    """A raised error of the right class is fully right only with a message that says what was
+    wrong: non-empty, and naming the bad argument (``names(args)``: its index, None for none)
+    when the lesson asks for that. The grader never reads the message: it asks the child two
+    questions about it (``autograder.contract``); when they were not answered, it is RIGHT."""
+    if answer.message_nonempty is False:
+        return partly(f"{what}: the {error} says nothing about what was wrong (give it a "
+                      "message)")  # fmt: skip
+    index = names(args) if names is not None else None
+    if index is not None and answer.message_nonempty and index not in answer.message_mentions:
+        return partly(f"{what}: the {error}'s message does not name the bad value")
+    return RIGHT
+
+
 def expect_value_error(
-    what: str, error: str = "ValueError", also: Sequence[str] = ()
+    what: str, error: str = "ValueError", also: Sequence[str] = (),
+    names: Callable[[Args], int | None] | None = None,
 ) -> Callable[[Args, Answer], Outcome]:
-    """A judge for invalid inputs: the call must raise ``ValueError`` (or one of ``also``).
+    """A judge for invalid inputs: the call must raise ``ValueError`` (or one of ``also``) with
+    a message (``judge_message``; ``names`` finds the argument it must name).
 
     ``what`` names the kind of case and ``error`` the exception the student is told to raise.
     """
 
     def judge(args: Args, answer: Answer) -> Outcome:
         if is_value_error(answer, also):
-            return RIGHT
+            return judge_message(what, error, args, answer, names)
         if isinstance(answer, StudentCallError) and answer.kind == "raised":
             if answer.exc_type == "NotImplementedError":
                 return wrong("not implemented yet (it raises NotImplementedError)")

@@ -1,8 +1,9 @@
 """Hidden tests of lesson 1 (the cost model): ``processing_time`` 5 points, ``cost_matrix`` 5.
 
 processing_time: every kind, type and wire length (2.5), lengths above 9 (0.5), returns an
-``int`` (0.5), unknown kinds and types raise ValueError (0.75), and so do lengths that are not
-positive ints: 2.0, True, "3", 0, -1 (0.75).
+``int`` (0.5), unknown kinds and types raise ValueError with a message naming the bad kind or
+type (0.75; half without), and so do lengths that are not positive ints: 2.0, True, "3", 0, -1
+(0.75). Every ValueError the hidden tests ask for needs a message (half a group without one).
 cost_matrix: the default fleet, called with and without the argument (1.5), fleets with several
 Music servers (0.5), with several VP servers (0.5), one, five and ten servers (0.5), fleets
 given as tuples (0.5), returns a dict of lists of ints with the keys in the order V, P, M (0.5),
@@ -88,6 +89,13 @@ def _diagnose_time(responses: list[Response]) -> list[str]:
 
 
 
+def _bad_kind_or_type(args: Args) -> int | None:
+    """Which argument the message must name (the lesson: "names the bad kind"); None when it
+    is the empty string, which every message contains."""
+    bad = 0 if args[0] not in SERVER_KINDS else 1
+    return bad if args[bad] else None
+
+
 def grade_processing_time(student: Student) -> ExerciseResult:
     combos = [(k, t) for k in SERVER_KINDS for t in REQUEST_TYPES]
     groups = [
@@ -100,7 +108,8 @@ def grade_processing_time(student: Student) -> ExerciseResult:
         Group("invalid input (unknown kinds and types)", 0.75, [
             ("X", "V", 2), ("vp", "V", 2), ("", "M", 1), ("VP", "Q", 3), ("M", "v", 3),
             ("VP", "", 1),
-        ], expect_value_error("an unknown kind or type"), invalid_inputs=True),
+        ], expect_value_error("an unknown kind or type", names=_bad_kind_or_type),
+           invalid_inputs=True),
         bad_lengths_group("lengths that are not positive ints", 0.75,
                           lambda length: ("M", "P", length), lambda kind, type_, length: length),
     ]  # fmt: skip

@@ -1,7 +1,8 @@
 """Hidden tests of lesson 4 (sockets and forking): 16 points.
 
-``parse_request`` (3): the 27 valid messages give the right type and an ``int`` length (1);
-invalid messages raise ``ProtocolError`` or another ``ValueError``: a wrong size, empty included
+``parse_request`` (3): the 27 valid messages give a ``Request`` of the right type and an ``int``
+length (1; a plain tuple, half); invalid messages raise ``ProtocolError`` (a plain
+``ValueError``, or one without a message, half) for: a wrong size, empty included
 (0.5); an unknown type, every first byte but ``V``, ``P`` and ``M`` (0.5); a length that is
 not a digit 1-9, every second byte but ``'1'..'9'`` (0.5); a ``str`` instead of bytes (0.25);
 the other bytes-like types, ``bytearray`` and ``memoryview``, are accepted and give a
@@ -9,7 +10,7 @@ the other bytes-like types, ``bytearray`` and ``memoryview``, are accepted and g
 
 ``recv_exactly`` (3): a message arriving one byte at a time (1); more bytes coming than asked
 for, waiting before the call or arriving after its first byte, the rest left unread (0.5); a
-peer that closes early: ``ConnectionError`` (0.5); a silent or slowly dripping peer:
+peer that closes early: ``ConnectionError`` with a message (0.5); a silent or slowly dripping peer:
 ``TimeoutError`` once the whole read's deadline passes, not before, without burning CPU time
 while it waits (0.75); an invalid size (not positive, or not an int: a bool, a float, text) or
 timeout: ``ValueError`` (0.25).
@@ -78,6 +79,8 @@ from autograder.hidden.common import (
     is_index,
     is_number,
     is_value_error,
+    partly,
+    raised_words,
     wrong,
 )
 from minilb.costs import REQUEST_TYPES
@@ -200,10 +203,46 @@ def wire(data: bytes) -> dict[str, str]:
 VALID_MESSAGES, BYTES_LIKE = "the 27 valid messages", "bytearray and memoryview messages"
 
 
+# Sent with each valid message's call: JSON carries a Request and a plain tuple alike, so the
+# sandbox says which it was (a class named Request with the fields type and length: the API's).
+RETURNED_TYPE_HARNESS = """
+def run(function, *args):
+    result = function(*args)
+    kind = type(result)
+    named = kind.__name__ == "Request" and getattr(kind, "_fields", None) == ("type", "length")
+    return {"result": result, "request": named is True}
+"""
+
+
+class ReportsRequest:
+    """A ``Student`` whose ``parse_request`` answers come as ``{"result": ..., "request":
+    bool}`` from ``RETURNED_TYPE_HARNESS``."""
+
+    def __init__(self, student: Student) -> None:
+        self.student = student
+
+    def has(self, function: str) -> bool:
+        return self.student.has(function)
+
+    def call(self, function: str, *args: Any, timeout: float = 5.0, harness: str | None = None
+             ) -> Any:  # fmt: skip
+        return self.student.call(function, *args, timeout=timeout, harness=RETURNED_TYPE_HARNESS)
+
+
 def _judge_valid(args: Args, answer: Answer) -> Outcome:
     failure = call_failure(answer)
     if failure:
         return wrong(failure)
+    if not isinstance(answer, dict) or set(answer) != {"result", "request"}:
+        return wrong("the call's answer was garbled")
+    outcome = _judge_valid_pair(args, answer["result"])
+    if outcome == RIGHT and answer["request"] is not True:
+        return partly("returns a plain tuple: return a Request (from minilb.costs), "
+                      "Request(type, length)")  # fmt: skip
+    return outcome
+
+
+def _judge_valid_pair(args: Args, answer: Answer) -> Outcome:
     message = args[0]["__bytes__"]
     if not isinstance(answer, list) or len(answer) != 2:
         return wrong("should return a Request: a pair (type, length)")
@@ -239,7 +278,18 @@ def _judge_bytes_like(args: Args, answer: Answer) -> Outcome:
 
 
 def _rejects(what: str) -> Callable[[Args, Answer], Outcome]:
-    return expect_value_error(what, "ProtocolError (a ValueError)", also=("ProtocolError",))
+    """ProtocolError, as the API says (``serve_forking`` catches it); a plain ValueError is
+    half right: ``autograder.contract`` believes the name only with ValueError among its bases."""
+    error = "ProtocolError (a ValueError)"
+    judge = expect_value_error(what, error, also=("ProtocolError",))
+
+    def check(args: Args, answer: Answer) -> Outcome:
+        outcome = judge(args, answer)
+        if outcome.credit > 0 and "ProtocolError" not in {answer.exc_type, *answer.exc_bases}:
+            return partly(f"{what} should raise {error}, not {raised_words(answer)}")
+        return outcome
+
+    return check
 
 
 def grade_parse_request(student: Student) -> ExerciseResult:
@@ -265,7 +315,7 @@ def grade_parse_request(student: Student) -> ExerciseResult:
         Group("text instead of bytes", 0.25, [("M5",), ("V12",)],
               _rejects("data that is not bytes (the str 'M5')"), invalid_inputs=True),
     ]  # fmt: skip
-    plain = grade_exercise(LESSON, "parse_request", student, groups)
+    plain = grade_exercise(LESSON, "parse_request", ReportsRequest(student), groups)
     if not student.has("parse_request"):
         return plain
     shaped = grade_exercise(
@@ -322,6 +372,9 @@ def _judge_burst(args: Args, seen: dict) -> Outcome:
 
 def _judge_closed(args: Args, seen: dict) -> Outcome:
     names = _names(seen)
+    if "ConnectionError" in names and seen.get("message_nonempty") is False:
+        return partly("the ConnectionError says nothing about what was wrong: say after how "
+                      "many bytes the peer closed")  # fmt: skip
     if "ConnectionError" in names:
         return RIGHT
     if seen.get("never_returned"):

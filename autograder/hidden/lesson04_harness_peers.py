@@ -162,6 +162,7 @@ def recv(student: object, source: str, peer: str, data: bytes, size: object, tim
         theirs.close()
     busy = (procfs.cpu_seconds(pid) - cpu if pid else 0.0) > max(BUSY_SECONDS, BUSY_SHARE * elapsed)
     seen = {"returned": _text(answer), "raised": names(error), "seconds": elapsed, "busy": busy,
+            "message_nonempty": None if error is None else error.message_nonempty,
             "blocked": blocked.is_set(), "never_returned": False, "valid_read": None,
             "safety_net": blocked.is_set()}  # fmt: skip
     if peer == "invalid":

@@ -3,9 +3,11 @@ results.json and grades.csv (column ``handout``) say which version it came from.
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
+import pytest
 from notebook_fixtures import solved_notebook
 
 from autograder.grade import handout_of, handout_version
@@ -73,3 +75,36 @@ def test_an_older_notebook_is_named_not_zeroed(tmp_path):
         assert note in results["output"]
     assert other_version not in (out / "feedback" / "now.md").read_text()
     assert "cmd" not in (out / "grades.csv").read_text()
+
+
+def test_gradescope_names_an_older_notebook_too(tmp_path):
+    from test_gradescope import run_autograder, unpacked_autograder
+
+    root = unpacked_autograder(tmp_path)
+    handed_in(root / "submission" / f"{LESSON}.ipynb", "00ff", drop_autograder_cells=True)
+    results = run_autograder(root)
+    assert results["score"] == 10
+    assert (f"another version of the handout (version 00ff, the course's is "
+            f"{handout_version(LESSON)})") in results["output"]
+
+
+@pytest.mark.slow
+def test_nbgrader_names_an_older_notebook_too(tmp_path):
+    from nbgrader.api import Gradebook
+    from test_three_paths import nbgrader
+
+    course = tmp_path / "course"
+    shutil.copytree(KIT / "lessons", course, ignore=shutil.ignore_patterns(
+        "__pycache__", ".ipynb_checkpoints", "release", "submitted", "autograded",
+        "gradebook.db"))
+    handed_in(course / "submitted" / "old" / LESSON / f"{LESSON}.ipynb", None,
+              drop_autograder_cells=True)
+    nbgrader(course, "generate_assignment", LESSON)
+    nbgrader(course, "autograde", LESSON)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        assert gradebook.find_submission(LESSON, "old").score == 10
+    graded = nbformat.read(course / "autograded" / "old" / LESSON / f"{LESSON}.ipynb", 4)
+    printed = "".join(output.get("text", "") for cell in graded.cells
+                      for output in cell.get("outputs", []))
+    assert (f"another version of the handout (no version stamp, the course's is "
+            f"{handout_version(LESSON)})") in printed

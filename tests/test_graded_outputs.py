@@ -11,8 +11,9 @@ from notebook_fixtures import solved_notebook
 from test_three_paths import KIT, nbgrader
 
 from autograder import child
+from autograder.contract import StudentCallError
 from autograder.grade import Submission, grade_submission
-from autograder.sandbox import cell_outputs_of
+from autograder.sandbox import SandboxedStudent, cell_outputs_of
 from minilb.cli import main
 from minilb.notebook_cells import is_student_code
 
@@ -87,3 +88,19 @@ def test_nbgraders_graded_notebook_shows_the_sandboxs_outputs(tmp_path):
     others = json.dumps([cell.get("outputs", []) for cell in
                          nbformat.read(graded, as_version=4).cells if not is_student_code(cell)])
     assert GREETING not in others and FORGED not in others
+
+
+def test_only_the_first_start_is_kept(tmp_path):
+    """After a hidden call crashed the child, the restarted child's prints are not kept: a
+    restart may follow hidden calls, so its output might carry hidden inputs."""
+    cells = ["import os, time\nprint('started at', time.monotonic_ns())",
+             "def crash(value):\n    os._exit(3)"]
+    with SandboxedStudent(cells, LESSON) as student:
+        first = list(student.cell_outputs)
+        assert first[0].startswith("started at") and first[1] == ""
+        with pytest.raises(StudentCallError):
+            student.call("crash", 1)
+        with pytest.raises(StudentCallError):
+            student.call("crash", 2)  # runs in a restarted child
+        assert student._restarts >= 1  # positive control: the cells did run again
+        assert student.cell_outputs == first

@@ -67,6 +67,12 @@ def outputs_file(notebook: Path) -> Path:
     return Path(notebook).with_name(f".{Path(notebook).stem}.cell_outputs.json")
 
 
+def is_autograded(notebook: Path) -> bool:
+    """Whether ``notebook`` is nbgrader's ``autograded/<student>/<lesson>/`` copy."""
+    parents = Path(notebook).absolute().parents
+    return len(parents) >= 3 and parents[2].name == "autograded"
+
+
 def lesson_grade(lesson: str, notebook: Path) -> LessonGrade:
     """The lesson's grade for ``notebook``, computed once per process."""
     key = (lesson, notebook.absolute())
@@ -77,8 +83,9 @@ def lesson_grade(lesson: str, notebook: Path) -> LessonGrade:
             warnings.simplefilter("ignore")
             _graded[key] = grade_submission(Submission(
                 notebook.parent.name, lesson, notebook, refused=linked_in_submitted(notebook)))
-        with contextlib.suppress(OSError):  # the score matters more than the outputs
-            outputs_file(notebook).write_text(json.dumps(_graded[key].cell_outputs))
+        if is_autograded(notebook):  # nbgrader autograde, not a notebook run elsewhere
+            with contextlib.suppress(OSError):  # the score matters more than the outputs
+                outputs_file(notebook).write_text(json.dumps(_graded[key].cell_outputs))
     return _graded[key]
 
 

@@ -7,7 +7,9 @@ Standard library only. Protocol, one JSON object per line:
    cell is noted and the next cell still runs), then binds each ``given`` name to the reference
    function from that module (earlier lessons' functions), and answers
    ``{"ready": true, "functions": [...], "cell_errors": [{"cell": n, "exc_type": ...,
-   "exc_bases": [...]}, ...]}``;
+   "exc_bases": [...]}, ...], "cell_outputs": [text, ...]}`` (what each cell printed, cut to
+   ``CELL_OUTPUT_BYTES`` a cell and ``ALL_OUTPUT_BYTES`` in all: no hidden call has run yet, so
+   no hidden input can be in it; nbgrader's graded notebook shows it on the student's cells);
 2. then, for each ``{"id": n, "function": name, "args": [...]}`` it answers ``{"id": n, "ok":
    value}`` (with ``"harness": source`` it calls ``run(function, *args)`` from that source
    instead, for exercises whose arguments are sockets) or ``{"id": n, "error": kind,
@@ -40,6 +42,8 @@ import types
 
 MAX_NOTES = 20
 MAX_DEPTH = 50
+CELL_OUTPUT_BYTES = 4096
+ALL_OUTPUT_BYTES = 65536
 PEER_LISTENERS = 4  # round-robin targets of lesson 4's ``route``; one refusing port follows
 HEAVY_MODULES = ("matplotlib", "matplotlib.pyplot", "matplotlib.figure", "matplotlib.patches",
                  "IPython", "IPython.display")
@@ -129,14 +133,44 @@ def base_names(error: BaseException) -> list[str]:
     return [str(base.__name__)[:100] for base in type(error).__mro__[1:21]]
 
 
-def run_cells(cells: list[str], namespace: dict) -> list[dict]:
-    """Run every cell; report each one that raised by its number and ``describe``."""
+class BoundedText:
+    """A ``sys.stdout`` that keeps the first ``limit`` characters written and drops the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.parts, self.size = limit, [], 0
+
+    def write(self, text: object) -> int:
+        text = str(text) if isinstance(text, str) else ""
+        kept = text[:max(0, self.limit - self.size)]
+        self.parts.append(kept)
+        self.size += len(kept)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def getvalue(self) -> str:
+        return "".join(self.parts)
+
+
+def run_cells(cells: list[str], namespace: dict, outputs: list[str] | None = None) -> list[dict]:
+    """Run every cell; report each one that raised by its number and ``describe``. With
+    ``outputs``, what each cell printed is appended to it (bounded, see the top)."""
     notes = []
+    left = ALL_OUTPUT_BYTES
     for number, source in enumerate(cells, start=1):
+        captured = BoundedText(min(CELL_OUTPUT_BYTES, left))
+        saved = sys.stdout
+        sys.stdout = captured
         try:
             exec(compile(source, f"<cell {number}>", "exec"), namespace)
         except BaseException as error:  # noqa: BLE001  (exit() too: the next cell still runs)
             notes.append({"cell": number, **describe(error)})
+        finally:
+            sys.stdout = saved
+        if outputs is not None:
+            outputs.append(captured.getvalue())
+            left -= captured.size
     return notes[:MAX_NOTES]
 
 
@@ -214,11 +248,13 @@ def main() -> None:
              for name, module in setup["given"].items()}  # taken before student code can patch
     namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
     send = _sender(replies)
-    notes = run_cells(setup["cells"], namespace)
+    outputs: list[str] = []
+    notes = run_cells(setup["cells"], namespace, outputs)
     namespace.update(given)
     functions = sorted(name for name, value in list(namespace.items())
                        if callable(value) and not name.startswith("__"))
-    send({"ready": True, "functions": functions[:10_000], "cell_errors": notes})
+    send({"ready": True, "functions": functions[:10_000], "cell_errors": notes,
+          "cell_outputs": outputs})
     serve(requests, replies, namespace, channel)
 
 

@@ -17,7 +17,9 @@ see ``reports.py``):
 
 - ``DIR/grades.csv``: ``student,lesson,score,max_score,percent,status``, one row per pair,
   then ``submitted_at,late_days,penalty,final_score`` (``late.py``: lateness is applied after
-  the cache, so a changed policy needs no re-grading; nothing late, ``final_score == score``);
+  the cache, so a changed policy needs no re-grading; nothing late, ``final_score == score``),
+  then ``handout``: the handout version the notebook's metadata names (``handout_version``;
+  hex only, "" if none), a note in the feedback when it is not the course's;
 - ``DIR/feedback/<student>.md``: per lesson and exercise, the points and what was wrong;
 - ``DIR/results/<student>/<lesson>/results.json``: the Gradescope format.
 
@@ -52,6 +54,37 @@ __all__ = ["Interrupted", "LessonGrade", "Submission", "discover", "grade_class"
 GRADER_SOURCES = Path(__file__).resolve().parent
 REFERENCE_SOURCES = GRADER_SOURCES.parent / "reference_solution" / "minilb"
 MAX_CELL_NOTES = 5
+HANDOUT_DIGITS = 12
+
+
+def handout_version(lesson: str, rubric: str = "autograder.rubric") -> str:
+    """The version of ``lesson``'s handout: a short hash of its exercises and their points
+    (``lessons/sync_from_reference.py`` stamps it into ``metadata.minilb.handout``)."""
+    exercises = importlib.import_module(rubric).RUBRIC[lesson]
+    text = "\n".join(f"{exercise.name}:{float(exercise.points):g}" for exercise in exercises)
+    return hashlib.sha256(f"{lesson}\n{text}".encode()).hexdigest()[:HANDOUT_DIGITS]
+
+
+def handout_of(content: bytes) -> str:
+    """The notebook's ``metadata.minilb.handout`` if it is hex text (cut), else ""."""
+    try:
+        stamp = json.loads(content)["metadata"]["minilb"]["handout"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return ""
+    if not isinstance(stamp, str) or not stamp or not all(
+            char in "0123456789abcdef" for char in stamp[:64]):
+        return ""
+    return stamp[:HANDOUT_DIGITS]
+
+
+def handout_note(lesson: str, stamp: str, rubric: str) -> str:
+    """The grader's note when the notebook is not from the course's handout ("" if it is)."""
+    current = handout_version(lesson, rubric)
+    if stamp == current:
+        return ""
+    version = f"version {stamp}" if stamp else "no version stamp"
+    return (f"This notebook comes from another version of the handout ({version}, the "
+            f"course's is {current}): graded on the exercises it defines.")
 
 
 @dataclass
@@ -69,6 +102,10 @@ class LessonGrade:
     penalty: float = 0.0  # points taken off for lateness
     late_note: str = ""
     retry: bool = False  # the grader itself failed: not cached, tried again on the next run
+    handout: str = ""  # the handout version the notebook says it is from (hex, "" if none)
+    # What each student code cell printed in the sandbox before any hidden call, for nbgrader's
+    # graded notebook only: feedback, results.json and grades.csv never show it.
+    cell_outputs: list[str] = field(default_factory=list)
 
     @property
     def final_score(self) -> float:
@@ -129,16 +166,21 @@ def grade_submission(submission: Submission, rubric: str = "autograder.rubric",
         grade.notes = [f"Your notebook could not be graded: {error}. 0 points."]
         return grade
     try:
+        stamp = handout_of(content)  # type: ignore[arg-type]
+        other_handout = handout_note(submission.lesson, stamp, rubric)
         with SandboxedStudent(cells, submission.lesson, limits) as student:
             results = module.grade_lesson(submission.lesson, student)
-            notes = ([student.startup_note] if student.startup_note else []) + [
+            notes = ([other_handout] if other_handout else []) + (
+                [student.startup_note] if student.startup_note else []) + [
                 f"While loading your notebook, {note}." for note in
                 student.cell_errors[:MAX_CELL_NOTES]]
+            outputs = list(student.cell_outputs)
         graded = [_exercise_dict(result) for result in results]
         score = round(sum(exercise["score"] for exercise in graded), 4)
     except Exception as error:  # noqa: BLE001  (the grader's fault: say so, never crash)
         return _grader_failed(grade, error)
-    return replace(grade, status="graded", notes=notes, exercises=graded, score=score)
+    return replace(grade, status="graded", notes=notes, exercises=graded, score=score,
+                   handout=stamp, cell_outputs=outputs)
 
 
 def _zero(submission: Submission, rubric: str) -> LessonGrade:
@@ -230,7 +272,7 @@ def grade_class(submissions: Path, out: Path, workers: int = 2, rubric: str = "a
     with stopped_by_signals(), contextlib.closing(
             run_in_pools(grade_submission, jobs, workers, failed)) as finished:
         for (submission, _, key, cache), grade in finished:  # type: ignore[misc]
-            done[submission] = grade
+            done[submission] = grade = replace(grade, cell_outputs=[])  # nbgrader's only
             if not grade.retry:  # a failure of the grader's own is retried next time
                 write_atomically(cache, json.dumps({"key": key, "grade": asdict(grade)}))
             if progress:

@@ -17,9 +17,14 @@ The notebook is read as ``minilb grade`` reads one (a link, a FIFO or a broken n
 with the reason, never an exception). nbgrader copies ``submitted/`` into ``autograded/``
 following links, so a notebook (or folder) that was a symbolic link in ``submitted/`` is looked
 up there and refused, as ``minilb grade`` refuses it.
+
+What the student's cells printed in the sandbox (``LessonGrade.cell_outputs``) is written beside
+the notebook (``outputs_file``), for ``RestoreStudentOutputs`` to put back on those cells once
+the autograder cells have run: nbgrader's kernel never runs them (``SkipStudentCells``).
 """
 
 import contextlib
+import json
 import os
 import sys
 import warnings
@@ -57,6 +62,17 @@ def linked_in_submitted(notebook: Path) -> str:
     return ""
 
 
+def outputs_file(notebook: Path) -> Path:
+    """Where the sandbox's outputs of ``notebook``'s student cells are kept for nbgrader."""
+    return Path(notebook).with_name(f".{Path(notebook).stem}.cell_outputs.json")
+
+
+def is_autograded(notebook: Path) -> bool:
+    """Whether ``notebook`` is nbgrader's ``autograded/<student>/<lesson>/`` copy."""
+    parents = Path(notebook).absolute().parents
+    return len(parents) >= 3 and parents[2].name == "autograded"
+
+
 def lesson_grade(lesson: str, notebook: Path) -> LessonGrade:
     """The lesson's grade for ``notebook``, computed once per process."""
     key = (lesson, notebook.absolute())
@@ -67,6 +83,9 @@ def lesson_grade(lesson: str, notebook: Path) -> LessonGrade:
             warnings.simplefilter("ignore")
             _graded[key] = grade_submission(Submission(
                 notebook.parent.name, lesson, notebook, refused=linked_in_submitted(notebook)))
+        if is_autograded(notebook):  # nbgrader autograde, not a notebook run elsewhere
+            with contextlib.suppress(OSError):  # the score matters more than the outputs
+                outputs_file(notebook).write_text(json.dumps(_graded[key].cell_outputs))
     return _graded[key]
 
 

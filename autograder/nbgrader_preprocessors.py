@@ -2,6 +2,9 @@
 
 ``SkipStudentCells`` (below) makes ``nbgrader autograde`` run only the autograder cells.
 
+``RestoreStudentOutputs`` (after nbgrader's ``Execute``) puts back on the student's cells what
+they printed in the sandbox, so the graded notebook reads as usual.
+
 ``LatePenaltiesFromPolicy`` (at the end) takes nbgrader's late penalties from the kit's late
 policy file, so that nbgrader, ``minilb grade`` and Gradescope charge lateness alike.
 
@@ -12,9 +15,11 @@ the cell before it defines the exercise function. So ``nbgrader generate_assignm
 produces the handout's notebooks, and ``minilb release`` ships them as they are.
 """
 
+import json
 from datetime import UTC
 from pathlib import Path
 
+import nbformat
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
 from nbgrader.api import Gradebook
@@ -23,6 +28,8 @@ from traitlets import Bool, Unicode
 
 from autograder.grade import lesson_of
 from autograder.late import LatePolicy, assess, read_policy
+from autograder.nbgrader_bridge import outputs_file
+from minilb.notebook_cells import is_student_code
 
 TOP_LEVEL_HINT = "# YOUR CODE HERE (helper functions, if you want some)"
 
@@ -74,6 +81,36 @@ class SkipStudentCells(NbGraderPreprocessor):
         if cell.cell_type == "code" and skip and SKIP_TAG not in tags:
             cell.metadata["tags"] = [*tags, SKIP_TAG]
         return cell, resources
+
+
+class RestoreStudentOutputs(NbGraderPreprocessor):
+    """After the autograder cells ran (nbgrader's ``Execute``), give each student code cell
+    (the cells ``minilb.notebook_cells`` sends to the sandbox, in order) a stream output with
+    what it printed in the sandbox, as the bridge wrote it beside the notebook, in place of
+    whatever outputs the handed-in file claimed. If the outputs
+    are missing or their count differs from the cells', nothing is restored and the log says why.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict
+                   ) -> tuple[NotebookNode, ResourcesDict]:
+        folder = Path(resources.get("metadata", {}).get("path") or ".")
+        path = outputs_file(folder / f"{resources.get('unique_key', '')}.ipynb")
+        try:
+            outputs = json.loads(path.read_text())
+            path.unlink()
+        except (OSError, ValueError) as error:
+            self.log.warning("no sandbox outputs to restore from %s: %s", path, error)
+            return nb, resources
+        cells = [cell for cell in nb.cells if is_student_code(cell)]
+        if not isinstance(outputs, list) or len(outputs) != len(cells):
+            count = len(outputs) if isinstance(outputs, list) else "no list of"
+            self.log.warning("not restoring sandbox outputs: %s outputs for %d student cells",
+                             count, len(cells))
+            return nb, resources
+        for cell, text in zip(cells, outputs, strict=True):  # what the file held is dropped
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)
+                            ] if isinstance(text, str) and text else []
+        return nb, resources
 
 
 class LatePenaltiesFromPolicy(AssignLatePenalties):

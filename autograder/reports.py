@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from autograder.grade import LessonGrade
 
 CSV_COLUMNS = ["student", "lesson", "score", "max_score", "percent", "status",  # the contract
-               "submitted_at", "late_days", "penalty", "final_score"]  # added at the end
+               "submitted_at", "late_days", "penalty", "final_score",  # added at the end
+               "handout"]  # the handout version the notebook came from (hex, "" if none)
 # A line about one group of hidden cases, as autograder.hidden.common writes it.
 GROUP_LINE = re.compile(r"^(?P<label>.+?) \(-[^)]*\): ")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads these as a formula
@@ -93,7 +94,7 @@ def grades_csv(grades: "Iterable[LessonGrade]") -> str:
         writer.writerow([shown_name(csv_cell(grade.student)), grade.lesson, number(grade.score),
                          number(grade.max_score), number(percent), grade.status,
                          grade.submitted_at, grade.late_days, number(grade.penalty),
-                         number(grade.final_score)])
+                         number(grade.final_score), grade.handout])
     return out.getvalue()
 
 

@@ -15,12 +15,13 @@ points come from the kit's rubric: its autograder cell calls ``autograder.nbgrad
 from pathlib import Path
 
 from nbgrader.converters import Autograde, GenerateAssignment
-from nbgrader.preprocessors import AssignLatePenalties, ClearSolutions
+from nbgrader.preprocessors import AssignLatePenalties, ClearSolutions, Execute
 
 from autograder.late import POLICY_FILE
 from autograder.nbgrader_preprocessors import (
     ClearSolutionsKeepingCellsRunnable,
     LatePenaltiesFromPolicy,
+    RestoreStudentOutputs,
     SkipStudentCells,
 )
 
@@ -57,8 +58,12 @@ c.OverwriteCells.add_missing_cells = True
 c.Autograde.create_student = True
 # Late work costs the same on every path: the penalty comes from this folder's late_policy.toml,
 # the file `minilb grade --late-policy` and `minilb gradescope-package --late-policy` read too.
+# After Execute, the student's cells get back what they printed in the sandbox (the kernel
+# never ran them), so the graded notebook reads as usual.
 c.Autograde.autograde_preprocessors = [
-    LatePenaltiesFromPolicy if step is AssignLatePenalties else step
+    replaced
     for step in Autograde.class_traits()["autograde_preprocessors"].default()
+    for replaced in ([LatePenaltiesFromPolicy] if step is AssignLatePenalties else
+                     [step, RestoreStudentOutputs] if step is Execute else [step])
 ]
 c.LatePenaltiesFromPolicy.policy_file = str(Path(__file__).resolve().parent / POLICY_FILE)

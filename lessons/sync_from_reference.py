@@ -7,6 +7,9 @@
    points, whose hidden-tests region asks ``autograder.nbgrader_bridge`` for the exercise's
    score, so ``nbgrader autograde`` gives the points ``minilb grade`` gives. In the release
    the region is stripped and the cell shows only its first comment line.
+3. Version: each lesson notebook's ``metadata.minilb.handout`` is stamped with
+   ``autograder.grade.handout_version`` (a short hash of its exercises and points), so the
+   grader can name a notebook handed in from another version of the handout.
 
 Code sync, in detail:
 
@@ -28,6 +31,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.contract import LESSONS
+from autograder.grade import handout_version
 from autograder.handout import exercise_modules
 from autograder.rubric import RUBRIC
 from minilb.solutions import BEGIN_SOLUTION, END_SOLUTION
@@ -164,6 +168,10 @@ def sync(notebook_path: Path, write: bool) -> bool:
     changed = False
     if notebook_path.stem in RUBRIC:
         changed = sync_grading_cells(notebook, notebook_path.stem)
+        stamp = handout_version(notebook_path.stem)
+        if notebook.metadata.get("minilb", {}).get("handout") != stamp:
+            notebook.metadata.setdefault("minilb", {})["handout"] = stamp
+            changed = True
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue

@@ -15,15 +15,25 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import pytest
+from cpu_load import cpu_burners
 from notebook_fixtures import blank_notebook, mistaken_notebook, solved_notebook
 from test_gradescope import run_autograder, unpacked_autograder
+from test_gradescope_image import (  # noqa: F401  (pytest fixtures, used by name)
+    PYTHON310,
+    _run_autograder_in_container,
+    _unpack,
+    gradescope_root,
+    venv310,
+)
 from test_mistakes import MISTAKES
 
+from autograder import gradescope
 from autograder.grade import grade_class
 from autograder.late import read_policy
 from autograder.rubric import RUBRIC
@@ -207,25 +217,70 @@ def gradescope_final_scores(course: Path, tmp_path: Path, lessons: list[str]
 
 
 @pytest.mark.slow
-def test_a_deleted_cell_an_older_notebook_and_late_work_score_alike_on_every_path(tmp_path):
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "beside-six-cpu-burners"])
+def test_a_deleted_cell_an_older_notebook_and_late_work_score_alike_on_every_path(tmp_path, busy):
     lessons = ["01_cost_matrix", "02_greedy_balancing"]
+    course = awkward_course(tmp_path, lessons)
+    with cpu_burners(6 if busy else 0):
+        through_nbgrader = nbgrader_final_scores(course, lessons)
+        run = grade_class(course, tmp_path / "grades", workers=2,
+                          late=read_policy(course / "late_policy.toml"))
+        through_minilb = {(grade.student, grade.lesson): grade.final_score
+                          for grade in run.grades}
+        through_gradescope = gradescope_final_scores(course, tmp_path / "gradescope", lessons)
+    expected = awkward_expected(lessons)
+    assert through_minilb == expected
+    assert through_nbgrader == expected, "nbgrader disagrees with minilb grade"
+    assert through_gradescope == expected, "Gradescope disagrees with minilb grade"
+
+
+def awkward_course(tmp_path: Path, lessons: list[str]) -> Path:
     course = tmp_path / "course"
     shutil.copytree(KIT / "lessons", course, ignore=shutil.ignore_patterns(
         "__pycache__", ".ipynb_checkpoints", "release", "submitted", "autograded",
         "gradebook.db", "0[34]_*"))
     (course / "late_policy.toml").write_text(POLICY)
     write_awkward_submissions(course, lessons)
+    return course
 
-    through_nbgrader = nbgrader_final_scores(course, lessons)
-    run = grade_class(course, tmp_path / "grades", workers=2,
-                      late=read_policy(course / "late_policy.toml"))
-    through_minilb = {(grade.student, grade.lesson): grade.final_score for grade in run.grades}
-    through_gradescope = gradescope_final_scores(course, tmp_path / "gradescope", lessons)
 
+def awkward_expected(lessons: list[str]) -> dict[tuple[str, str], float]:
     full = {lesson: float(sum(exercise.points for exercise in RUBRIC[lesson]))
             for lesson in lessons}
-    expected = {(student, lesson): full[lesson] * (0.8 if student == "late" else 1.0)
-                for student in ("reference", "deleted", "older", "late") for lesson in lessons}
-    assert through_minilb == expected
-    assert through_nbgrader == expected, "nbgrader disagrees with minilb grade"
-    assert through_gradescope == expected, "Gradescope disagrees with minilb grade"
+    return {(student, lesson): full[lesson] * (0.8 if student == "late" else 1.0)
+            for student in ("reference", "deleted", "older", "late") for lesson in lessons}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PYTHON310 or os.getuid() != 0 or not shutil.which("capsh"),
+                    reason="needs root, capsh and a Python 3.10 (pyenv)")
+def test_gradescope_on_python310_without_cap_sys_admin_gives_the_same_points(tmp_path, request):
+    """Gradescope's own image (Python 3.10, no CAP_SYS_ADMIN, no user namespaces, the uid
+    sandbox) gives the awkward submissions of lesson 1 the points ``minilb grade`` gives."""
+    venv = request.getfixturevalue("venv310")  # imported above from test_gradescope_image
+    lesson = "01_cost_matrix"
+    course = awkward_course(tmp_path, [lesson])
+    expected = awkward_expected([lesson])
+    root = Path(tempfile.mkdtemp(prefix="minilb-gradescope-"))
+    try:
+        root.chmod(0o755)
+        gradescope.build_package(root / "autograder.zip", lesson,
+                                 late_policy=course / "late_policy.toml")
+        _unpack(root / "autograder.zip", root / "source")
+        for notebook in sorted(course.glob(f"submitted/*/{lesson}/{lesson}.ipynb")):
+            shutil.rmtree(root / "submission", ignore_errors=True)
+            shutil.rmtree(root / "results", ignore_errors=True)
+            (root / "submission").mkdir()
+            shutil.copy(notebook, root / "submission")
+            os.chmod(root / "submission", 0o755)
+            stamp = notebook.with_name("timestamp.txt")
+            created = stamp.read_text().replace(" UTC", "+00:00") if stamp.exists() else \
+                "2026-11-30T12:00:00+00:00"
+            (root / "submission_metadata.json").write_text(json.dumps({"created_at": created}))
+            done = _run_autograder_in_container(root, venv)
+            results = json.loads((root / "results" / "results.json").read_text())
+            student = notebook.parent.parent.name
+            assert results["extra_data"]["sandbox"] == "uid", done.stderr[-1000:]
+            assert results["score"] == expected[student, lesson], (student, results)
+    finally:
+        shutil.rmtree(root)

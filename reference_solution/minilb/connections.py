@@ -14,10 +14,12 @@ differ in who owns the connection to a server:
 A model implements the hooks below; ``Balancer`` calls them and nothing else.
 """
 
+import os
+import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -198,3 +200,20 @@ def fmt(address: tuple[str, int]) -> str:
 def say(message: str) -> None:
     """Tell the operator (standard error, one line)."""
     print(f"minilb balancer: {message}", file=sys.stderr, flush=True)
+
+
+def live_as_a_long_lived_child(serve: Callable[[], None]) -> None:
+    """Run ``serve`` as a child that lives as long as the balancer (the persistent model's
+    channels, the prefork model's workers): Ctrl-C is the parent's to handle, SIGTERM ends it,
+    and it leaves with ``os._exit`` (0 once ``serve`` returns), never returning into the
+    parent's code."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent lets us finish
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    code = 1
+    try:
+        serve()
+        code = 0
+    finally:
+        sys.stdout.flush()
+        os._exit(code)

@@ -25,6 +25,7 @@ balancer gracefully, then the servers.
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -114,8 +115,12 @@ class Cluster:
             raise
         return self
 
+    def balancer_listener(self) -> socket.socket:
+        """Where the balancer listens (an overridable hook: the lab binds lb1's port 80)."""
+        return open_listener(self.host, 0)
+
     def start_balancer(self) -> None:
-        listener = open_listener(self.host, 0)
+        listener = self.balancer_listener()
         self.address = listener.getsockname()[:2]
         names = server_names(self.fleet)
         backends = [

@@ -10,13 +10,13 @@ barrier, as on loopback, and the demo reads the balancer's access log as always.
 
 import ctypes
 import os
+import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from minilb.balancer import Backend, Balancer
 from minilb.client import CLASSIC_WORKLOADS, Exchange, run_hosts
 from minilb.cluster import Cluster, fork_process
-from minilb.costs import DEFAULT_FLEET, server_names
+from minilb.costs import DEFAULT_FLEET
 from minilb.lab import (
     BALANCER,
     BALANCER_ADDRESS,
@@ -107,15 +107,8 @@ class LabCluster(Cluster):
             raise
         return self
 
-    def start_balancer(self) -> None:
-        listener = open_listener(BALANCER_ADDRESS, PORT)
-        self.address = (BALANCER_ADDRESS, PORT)
-        backends = [Backend(name, kind, address) for name, kind, address in
-                    zip(server_names(self.fleet), self.fleet, self.server_addresses, strict=True)]
-        balancer = Balancer(listener, backends, self.unit, self.policy, self.log_path,
-                            self.decisions_path, **self.balancer_options)
-        self.balancer_pid = fork_process(balancer.serve_forever)
-        listener.close()
+    def balancer_listener(self) -> socket.socket:
+        return open_listener(BALANCER_ADDRESS, PORT)
 
     def run_hosts(
         self, workloads: Mapping[str, Sequence[tuple[str, int]] | str] = CLASSIC_WORKLOADS

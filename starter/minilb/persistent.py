@@ -26,7 +26,6 @@ import selectors
 import signal
 import socket
 import struct
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,7 +34,14 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from minilb.access_log import AccessLog
-from minilb.connections import ConnectionModel, Flight, connect, fmt, say
+from minilb.connections import (
+    ConnectionModel,
+    Flight,
+    connect,
+    fmt,
+    live_as_a_long_lived_child,
+    say,
+)
 from minilb.protocol import REQUEST_SIZE, close_with, encode_request, error_reply
 
 if TYPE_CHECKING:
@@ -210,16 +216,7 @@ class ServerChannel:
     untold: bytes = b""  # news for the parent that did not fit in its queue yet
 
     def run(self) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent lets us finish
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        code = 1
-        try:
-            self._serve()
-            code = 0
-        finally:
-            sys.stdout.flush()
-            os._exit(code)
+        live_as_a_long_lived_child(self._serve)
 
     def _serve(self) -> None:
         selector = selectors.DefaultSelector()

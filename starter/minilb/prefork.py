@@ -30,14 +30,19 @@ import selectors
 import signal
 import socket
 import struct
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
-from minilb.connections import Flight, PerRequestConnections, address_family, connect
+from minilb.connections import (
+    Flight,
+    PerRequestConnections,
+    address_family,
+    connect,
+    live_as_a_long_lived_child,
+)
 from minilb.protocol import REQUEST_SIZE, close_with, encode_request
 
 if TYPE_CHECKING:
@@ -213,17 +218,8 @@ class RelayWorker:
     untold: bytes = b""  # reports the parent has not had yet
 
     def run(self) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent lets us finish
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         gc.enable()  # a long life: its own garbage must go (the parent's stays frozen)
-        code = 1
-        try:
-            self._serve()
-            code = 0
-        finally:
-            sys.stdout.flush()
-            os._exit(code)
+        live_as_a_long_lived_child(self._serve)
 
     def _serve(self) -> None:
         self.selector = selectors.DefaultSelector()

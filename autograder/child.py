@@ -7,9 +7,10 @@ Standard library only. Protocol, one JSON object per line:
    cell is noted and the next cell still runs), then binds each ``given`` name to the reference
    function from that module (earlier lessons' functions), and answers
    ``{"ready": true, "functions": [...], "cell_errors": [{"cell": n, "exc_type": ...,
-   "exc_bases": [...]}, ...], "cell_outputs": [text, ...]}`` (what each cell printed, cut to
-   ``CELL_OUTPUT_BYTES`` a cell and ``ALL_OUTPUT_BYTES`` in all: no hidden call has run yet, so
-   no hidden input can be in it; nbgrader's graded notebook shows it on the student's cells);
+   "exc_bases": [...]}, ...], "cell_outputs": [{...}, ...]}`` (one ``cell_output`` a cell: what
+   it wrote to stdout and stderr, the repr of its last expression, its error, the figures it
+   left open; no hidden call has run yet, so no hidden input can be in it; nbgrader's graded
+   notebook shows them on the student's cells, see ``autograder.cell_outputs``);
 2. then, for each ``{"id": n, "function": name, "args": [...]}`` it answers ``{"id": n, "ok":
    value}`` (with ``"harness": source`` it calls ``run(function, *args)`` from that source
    instead, for exercises whose arguments are sockets) or ``{"id": n, "error": kind,
@@ -29,24 +30,39 @@ child sends the grader ``PEER_SOCKETS`` it made in this network namespace (liste
 grader serves on, and one bound port that refuses connections) and waits for its go-ahead.
 
 The student's prints must not be able to garble that, so the pipes move to private descriptors
-and fds 0-2 point at /dev/null before any student code runs. Nothing here is trusted: the
+and fds 0-2 point at /dev/null before any student code runs.
+
+Outputs are bounded so that the ready message stays small: each text (stdout, stderr, the
+repr, the error) to ``CELL_OUTPUT_BYTES`` characters, all texts of all cells to
+``ALL_OUTPUT_BYTES``; at most ``FIGURES_PER_CELL`` figures a cell, a PNG's base64 text to
+``FIGURE_BYTES`` (a larger one is left out: half a PNG is no picture) and all of them to
+``ALL_FIGURE_BYTES``. Nothing here is trusted: the
 grader checks every answer itself.
 """
 
+import ast
+import base64
+import functools
 import importlib
+import io
 import json
 import os
 import socket
 import sys
+import traceback
 import types
 
 MAX_NOTES = 20
 MAX_DEPTH = 50
 CELL_OUTPUT_BYTES = 4096
 ALL_OUTPUT_BYTES = 65536
+FIGURES_PER_CELL = 4
+FIGURE_BYTES = 256 * 1024  # base64 text of one PNG
+ALL_FIGURE_BYTES = 1024 * 1024
+TRACEBACK_FRAMES = 10
 PEER_LISTENERS = 4  # round-robin targets of lesson 4's ``route``; one refusing port follows
-HEAVY_MODULES = ("matplotlib", "matplotlib.pyplot", "matplotlib.figure", "matplotlib.patches",
-                 "IPython", "IPython.display")
+PLOTTING_MODULES = ("matplotlib", "matplotlib.pyplot", "matplotlib.figure", "matplotlib.patches")
+HEAVY_MODULES = (*PLOTTING_MODULES, "IPython", "IPython.display")
 
 
 class Anything:
@@ -63,12 +79,54 @@ class Anything:
 
 
 def stub_heavy_modules() -> None:
-    """Plots are not graded: a cheap stand-in keeps start-up fast and ``import`` harmless."""
+    """Plots are not graded, and every lesson imports pyplot in its first cell: a stand-in
+    keeps that import free. The first time a cell *uses* matplotlib (``plt.subplots``), the
+    real one is loaded with the Agg backend, so that the figures a cell draws can be shown in
+    nbgrader's graded notebook (``figures_left_open``); IPython stays a no-op stand-in."""
+    stubs = {}
     for name in HEAVY_MODULES:
         module = types.ModuleType(name)
-        module.__getattr__ = lambda attribute: Anything()  # type: ignore[method-assign]
+        lazy = name in PLOTTING_MODULES
+        module.__getattr__ = (functools.partial(_real_attribute, name) if lazy  # type: ignore
+                              else lambda attribute: Anything())
         module.__path__ = []  # a package, so ``import matplotlib.pyplot`` works
-        sys.modules[name] = module
+        sys.modules[name] = stubs[name] = module
+    # Real matplotlib asks an imported IPython these two: answer as plain Python would.
+    stubs["IPython"].get_ipython = lambda: None
+    stubs["IPython"].version_info = (9, 0, 0, "")
+    for name, module in stubs.items():  # ``import a.b as c`` takes ``b`` from ``a``: no import
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(stubs[parent], child, module)
+
+
+_plotting: dict = {}  # "pyplot": the real module once loaded, "failed": True if it cannot be
+
+
+def _real_attribute(module: str, attribute: str) -> object:
+    """``attribute`` of the real ``module``, loading matplotlib (Agg) the first time; if it
+    cannot be loaded (not installed, out of memory), plots stay no-ops as before."""
+    if attribute.startswith("__") and attribute != "__all__":
+        raise AttributeError(attribute)  # importlib and inspect ask: no reason to load it
+    if "pyplot" not in _plotting and "failed" not in _plotting:
+        stubs = {name: sys.modules.pop(name) for name in PLOTTING_MODULES}
+        cell_streams = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = io.StringIO()  # "building the font cache" is not the cell's
+        try:
+            os.environ["MPLBACKEND"] = "Agg"
+            for name in PLOTTING_MODULES:
+                importlib.import_module(name)
+            _plotting["pyplot"] = sys.modules["matplotlib.pyplot"]
+        except Exception:  # noqa: BLE001
+            _plotting["failed"] = True
+            for name in PLOTTING_MODULES:
+                sys.modules.pop(name, None)
+            sys.modules.update(stubs)
+        finally:
+            sys.stdout, sys.stderr = cell_streams
+    if "failed" in _plotting:
+        return Anything()
+    return getattr(sys.modules[module], attribute)
 
 
 class NotPlainData(Exception):
@@ -153,25 +211,137 @@ class BoundedText:
         return "".join(self.parts)
 
 
-def run_cells(cells: list[str], namespace: dict, outputs: list[str] | None = None) -> list[dict]:
+def run_cells(cells: list[str], namespace: dict, outputs: list[dict] | None = None
+              ) -> list[dict]:
     """Run every cell; report each one that raised by its number and ``describe``. With
-    ``outputs``, what each cell printed is appended to it (bounded, see the top)."""
+    ``outputs``, each cell's ``cell_output`` is appended to it (bounded, see the top)."""
     notes = []
-    left = ALL_OUTPUT_BYTES
+    budget = {"text": ALL_OUTPUT_BYTES, "figures": ALL_FIGURE_BYTES}
     for number, source in enumerate(cells, start=1):
-        captured = BoundedText(min(CELL_OUTPUT_BYTES, left))
-        saved = sys.stdout
-        sys.stdout = captured
+        stdout, stderr = BoundedText(CELL_OUTPUT_BYTES), BoundedText(CELL_OUTPUT_BYTES)
+        saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = stdout, stderr
+        result, error = NO_RESULT, None
         try:
-            exec(compile(source, f"<cell {number}>", "exec"), namespace)
-        except BaseException as error:  # noqa: BLE001  (exit() too: the next cell still runs)
-            notes.append({"cell": number, **describe(error)})
+            result = run_cell(source, number, namespace)
+        except BaseException as raised:  # noqa: BLE001  (exit() too: the next cell still runs)
+            notes.append({"cell": number, **describe(raised)})
+            error = raised
         finally:
-            sys.stdout = saved
+            sys.stdout, sys.stderr = saved
         if outputs is not None:
-            outputs.append(captured.getvalue())
-            left -= captured.size
+            outputs.append(cell_output(stdout, stderr, result, error, cells, budget))
     return notes[:MAX_NOTES]
+
+
+NO_RESULT = object()
+
+
+def run_cell(source: str, number: int, namespace: dict) -> object:
+    """Run one cell as IPython does: the value of a last expression is its result (unless it
+    is ``None`` or the line ends in ``;``), ``NO_RESULT`` otherwise."""
+    filename = f"<cell {number}>"
+    tree = ast.parse(source, filename)
+    last = tree.body[-1] if tree.body else None
+    if not isinstance(last, ast.Expr) or source.rstrip().endswith(";"):
+        exec(compile(tree, filename, "exec"), namespace)
+        return NO_RESULT
+    tree.body.pop()
+    exec(compile(tree, filename, "exec"), namespace)
+    value = eval(compile(ast.Expression(last.value), filename, "eval"), namespace)
+    return NO_RESULT if value is None else value
+
+
+def cell_output(stdout: BoundedText, stderr: BoundedText, result: object,
+                error: BaseException | None, cells: list[str], budget: dict) -> dict:
+    """What one cell showed, as plain JSON data, taking its size off ``budget``."""
+    output = {"stdout": bounded(stdout.getvalue(), budget),
+              "stderr": bounded(stderr.getvalue(), budget), "result": None, "error": None,
+              "figures": figures_left_open(budget)}
+    if result is not NO_RESULT:
+        output["result"] = bounded(safe_repr(result), budget)
+    if error is not None:
+        output["error"] = {"ename": bounded(safe_name(error), budget),
+                           "evalue": bounded(safe_message(error), budget),
+                           "traceback": [bounded(line, budget)
+                                         for line in cell_traceback(error, cells)]}
+    return output
+
+
+def bounded(text: str, budget: dict) -> str:
+    kept = text[:max(0, min(CELL_OUTPUT_BYTES, budget["text"]))]
+    budget["text"] -= len(kept)
+    return kept
+
+
+def safe_repr(value: object) -> str:
+    try:
+        text = repr(value)
+        return text if type(text) is str else "(the value's repr is not text)"
+    except BaseException:  # noqa: BLE001  (a hostile __repr__)
+        return "(the value's repr raised an exception)"
+
+
+def safe_name(error: BaseException) -> str:
+    try:
+        return str(type(error).__name__)[:100]
+    except BaseException:  # noqa: BLE001
+        return "an exception"
+
+
+def safe_message(error: BaseException) -> str:
+    try:
+        text = str(error)
+        return text if type(text) is str else ""
+    except BaseException:  # noqa: BLE001  (a hostile __str__)
+        return "(the exception's message could not be read)"
+
+
+def cell_traceback(error: BaseException, cells: list[str]) -> list[str]:
+    """Where in the student's cells the error happened (their own frames only, innermost
+    last), each frame with its line of code, then ``Name: message``, as IPython shows it."""
+    lines = []
+    try:
+        frames = traceback.extract_tb(error.__traceback__)
+        where = error.lineno if isinstance(error, SyntaxError) else None
+        if isinstance(where, int):
+            frames.append(traceback.FrameSummary(str(error.filename), where, "<module>"))
+    except BaseException:  # noqa: BLE001
+        frames = []
+    for frame in [frame for frame in frames if str(frame.filename).startswith("<cell ")
+                  ][-TRACEBACK_FRAMES:]:
+        lines.append(f"{frame.filename[1:-1].capitalize()}, line {frame.lineno}, in "
+                     f"{frame.name}:")
+        number = frame.filename[6:-1]
+        source = cells[int(number) - 1].splitlines() if number.isdigit() else []
+        if isinstance(frame.lineno, int) and 0 < frame.lineno <= len(source):
+            lines.append("    " + source[frame.lineno - 1].strip())
+    message = safe_message(error)
+    lines.append(f"{safe_name(error)}: {message}" if message else safe_name(error))
+    return lines
+
+
+def figures_left_open(budget: dict) -> list[str]:
+    """The PNGs (base64) of the figures a cell left open, then closed, as the inline backend
+    shows and closes them at the end of a cell; none if matplotlib was never used."""
+    pyplot, kept = _plotting.get("pyplot"), []
+    if pyplot is None:
+        return kept
+    try:
+        for number in pyplot.get_fignums()[:FIGURES_PER_CELL]:
+            buffer = io.BytesIO()
+            pyplot.figure(number).savefig(buffer, format="png")
+            text = base64.b64encode(buffer.getvalue()).decode("ascii")
+            if len(text) <= min(FIGURE_BYTES, budget["figures"]):
+                kept.append(text)
+                budget["figures"] -= len(text)
+    except BaseException:  # noqa: BLE001  (a figure that cannot be drawn is left out)
+        pass
+    try:
+        pyplot.close("all")
+    except BaseException:  # noqa: BLE001
+        pass
+    return kept
 
 
 def received_sockets(channel: socket.socket, count: int) -> list[socket.socket]:
@@ -248,7 +418,7 @@ def main() -> None:
              for name, module in setup["given"].items()}  # taken before student code can patch
     namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
     send = _sender(replies)
-    outputs: list[str] = []
+    outputs: list[dict] = []
     notes = run_cells(setup["cells"], namespace, outputs)
     namespace.update(given)
     functions = sorted(name for name, value in list(namespace.items())

@@ -103,9 +103,9 @@ class LessonGrade:
     late_note: str = ""
     retry: bool = False  # the grader itself failed: not cached, tried again on the next run
     handout: str = ""  # the handout version the notebook says it is from (hex, "" if none)
-    # What each student code cell printed in the sandbox before any hidden call, for nbgrader's
+    # What each student code cell showed in the sandbox before any hidden call, for nbgrader's
     # graded notebook only: feedback, results.json and grades.csv never show it.
-    cell_outputs: list[str] = field(default_factory=list)
+    cell_outputs: list[dict] = field(default_factory=list)  # see autograder.cell_outputs
 
     @property
     def final_score(self) -> float:

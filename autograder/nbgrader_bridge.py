@@ -18,7 +18,8 @@ with the reason, never an exception). nbgrader copies ``submitted/`` into ``auto
 following links, so a notebook (or folder) that was a symbolic link in ``submitted/`` is looked
 up there and refused, as ``minilb grade`` refuses it.
 
-What the student's cells printed in the sandbox (``LessonGrade.cell_outputs``) is written beside
+What the student's cells showed in the sandbox (``LessonGrade.cell_outputs``: printed text,
+results, errors, figures, checked by ``autograder.cell_outputs``) is written beside
 the notebook (``outputs_file``), for ``RestoreStudentOutputs`` to put back on those cells once
 the autograder cells have run: nbgrader's kernel never runs them (``SkipStudentCells``).
 """

@@ -3,7 +3,8 @@
 ``SkipStudentCells`` (below) makes ``nbgrader autograde`` run only the autograder cells.
 
 ``RestoreStudentOutputs`` (after nbgrader's ``Execute``) puts back on the student's cells what
-they printed in the sandbox, so the graded notebook reads as usual.
+they showed in the sandbox (printed text, results, errors, figures), so the graded notebook
+reads as usual.
 
 ``LatePenaltiesFromPolicy`` (at the end) takes nbgrader's late penalties from the kit's late
 policy file, so that nbgrader, ``minilb grade`` and Gradescope charge lateness alike.
@@ -26,6 +27,7 @@ from nbgrader.api import Gradebook
 from nbgrader.preprocessors import AssignLatePenalties, ClearSolutions, NbGraderPreprocessor
 from traitlets import Bool, Unicode
 
+from autograder.cell_outputs import Malformed, checked
 from autograder.grade import lesson_of
 from autograder.late import LatePolicy, assess, read_policy
 from autograder.nbgrader_bridge import outputs_file
@@ -85,10 +87,11 @@ class SkipStudentCells(NbGraderPreprocessor):
 
 class RestoreStudentOutputs(NbGraderPreprocessor):
     """After the autograder cells ran (nbgrader's ``Execute``), give each student code cell
-    (the cells ``minilb.notebook_cells`` sends to the sandbox, in order) a stream output with
-    what it printed in the sandbox, as the bridge wrote it beside the notebook, in place of
-    whatever outputs the handed-in file claimed. If the outputs
-    are missing or their count differs from the cells', nothing is restored and the log says why.
+    (the cells ``minilb.notebook_cells`` sends to the sandbox, in order) the outputs it made in
+    the sandbox (``autograder.cell_outputs``), as the bridge wrote them beside the notebook, in
+    place of whatever outputs the handed-in file claimed. If the file is missing or its count
+    differs from the cells', nothing is restored; a cell whose outputs are malformed gets none;
+    the log says why.
     """
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict
@@ -98,7 +101,7 @@ class RestoreStudentOutputs(NbGraderPreprocessor):
         try:
             outputs = json.loads(path.read_text())
             path.unlink()
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:
             self.log.warning("no sandbox outputs to restore from %s: %s", path, error)
             return nb, resources
         cells = [cell for cell in nb.cells if is_student_code(cell)]
@@ -107,10 +110,31 @@ class RestoreStudentOutputs(NbGraderPreprocessor):
             self.log.warning("not restoring sandbox outputs: %s outputs for %d student cells",
                              count, len(cells))
             return nb, resources
-        for cell, text in zip(cells, outputs, strict=True):  # what the file held is dropped
-            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)
-                            ] if isinstance(text, str) and text else []
+        for number, (cell, output) in enumerate(zip(cells, outputs, strict=True), start=1):
+            cell.outputs, cell.execution_count = [], number  # what the file held is dropped
+            try:
+                cell.outputs = notebook_outputs(checked(output), number)
+            except Malformed as error:
+                reason = output["dropped"] if isinstance(output, dict) and isinstance(
+                    output.get("dropped"), str) else str(error)
+                self.log.warning("not restoring the sandbox outputs of student cell %d: %s",
+                                 number, reason)
         return nb, resources
+
+
+def notebook_outputs(output: dict, execution_count: int) -> list[NotebookNode]:
+    """The nbformat outputs of one checked ``cell_output``, in the order Jupyter shows them
+    (the inline backend shows a cell's figures after it finished)."""
+    made = [nbformat.v4.new_output("stream", name=name, text=output[name])
+            for name in ("stdout", "stderr") if output[name]]
+    if output["result"] is not None:
+        made.append(nbformat.v4.new_output("execute_result", execution_count=execution_count,
+                                           data={"text/plain": output["result"]}))
+    if output["error"]:
+        made.append(nbformat.v4.new_output("error", **output["error"]))
+    made += [nbformat.v4.new_output("display_data", data={"image/png": figure})
+             for figure in output["figures"]]
+    return made
 
 
 class LatePenaltiesFromPolicy(AssignLatePenalties):

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder import child, jail, uid_sandbox
+from autograder.cell_outputs import checked_all
 from autograder.cgroups import SandboxCgroup, cpu_seconds_of, processes_of
 from autograder.contract import LESSONS, StudentCallError, cell_error_notes
 from autograder.handout import (
@@ -262,19 +263,6 @@ class _ChildGone(Exception):
         self.kind, self.message = kind, message
 
 
-def cell_outputs_of(reported: object, cells: int) -> list[str]:
-    """The child's ``cell_outputs`` if it is one str per cell, each cut to the child's bounds;
-    anything else gives none."""
-    if not isinstance(reported, list) or len(reported) != cells or not all(
-            isinstance(text, str) for text in reported):
-        return []
-    kept, left = [], child.ALL_OUTPUT_BYTES
-    for text in reported:
-        kept.append(text[:min(child.CELL_OUTPUT_BYTES, left)])
-        left -= len(kept[-1])
-    return kept
-
-
 class SandboxedStudent:
     """The functions one notebook defines, running in a sandbox (a ``contract.Student``).
 
@@ -293,7 +281,7 @@ class SandboxedStudent:
         self.package_dir = lesson_package(lesson)
         self.functions: set[str] = set()
         self.cell_errors: list[str] = []
-        self.cell_outputs: list[str] = []  # what each cell printed on the first start
+        self.cell_outputs: list[dict] = []  # what each cell showed on the first start
         self.startup_note = ""
         self._startup_kind = "crashed"
         self._process: subprocess.Popen | None = None
@@ -434,7 +422,7 @@ class SandboxedStudent:
         self.functions = {name for name in ready.get("functions", []) if isinstance(name, str)}
         self.cell_errors = cell_error_notes(ready.get("cell_errors"))  # in the grader's words
         if self._restarts == 0:  # a restart may follow hidden calls: its prints are not kept
-            self.cell_outputs = cell_outputs_of(ready.get("cell_outputs"), len(self.cells))
+            self.cell_outputs = checked_all(ready.get("cell_outputs"), len(self.cells))
         if self._out_of_memory():
             self.cell_errors.append(f"the sandbox ran out of memory (at most {self._memory_cap()}"
                                     " for all its processes and files together) and some of "

@@ -58,8 +58,9 @@ c.OverwriteCells.add_missing_cells = True
 c.Autograde.create_student = True
 # Late work costs the same on every path: the penalty comes from this folder's late_policy.toml,
 # the file `minilb grade --late-policy` and `minilb gradescope-package --late-policy` read too.
-# After Execute, the student's cells get back what they printed in the sandbox (the kernel
-# never ran them), so the graded notebook reads as usual.
+# After Execute, the student's cells get back what they showed in the sandbox (stdout, stderr,
+# the last expression's value, the error, figures; the kernel never ran them), so the graded
+# notebook reads as usual.
 c.Autograde.autograde_preprocessors = [
     replaced
     for step in Autograde.class_traits()["autograde_preprocessors"].default()

@@ -79,16 +79,18 @@ class Anything:
 
 
 def stub_heavy_modules() -> None:
-    """Plots are not graded, and every lesson imports pyplot in its first cell: a stand-in
-    keeps that import free. The first time a cell *uses* matplotlib (``plt.subplots``), the
-    real one is loaded with the Agg backend, so that the figures a cell draws can be shown in
-    nbgrader's graded notebook (``figures_left_open``); IPython stays a no-op stand-in."""
+    """Plots are not graded, and every lesson imports pyplot (and ``minilb.plots``) in its
+    first cell: stand-ins keep that free. The first time a cell *uses* pyplot
+    (``plt.subplots()``), the real matplotlib is loaded with the Agg backend, so that the
+    figures a cell draws can be shown in nbgrader's graded notebook (``figures_left_open``).
+    Until then the other matplotlib modules answer no-ops (``minilb.plots`` asks the backend
+    at import), and once hidden calls begin nothing loads it any more: a call must not pay the
+    seconds it takes. IPython stays a no-op stand-in."""
     stubs = {}
     for name in HEAVY_MODULES:
         module = types.ModuleType(name)
-        lazy = name in PLOTTING_MODULES
-        module.__getattr__ = (functools.partial(_real_attribute, name) if lazy  # type: ignore
-                              else lambda attribute: Anything())
+        module.__getattr__ = (functools.partial(_plotting_attribute, name)  # type: ignore
+                              if name in PLOTTING_MODULES else lambda attribute: Anything())
         module.__path__ = []  # a package, so ``import matplotlib.pyplot`` works
         sys.modules[name] = stubs[name] = module
     # Real matplotlib asks an imported IPython these two: answer as plain Python would.
@@ -100,33 +102,62 @@ def stub_heavy_modules() -> None:
             setattr(stubs[parent], child, module)
 
 
-_plotting: dict = {}  # "pyplot": the real module once loaded, "failed": True if it cannot be
+# "pyplot": the real module once loaded; "failed": it could not be; "serving": cells are done.
+_plotting: dict = {}
 
 
-def _real_attribute(module: str, attribute: str) -> object:
-    """``attribute`` of the real ``module``, loading matplotlib (Agg) the first time; if it
-    cannot be loaded (not installed, out of memory), plots stay no-ops as before."""
+def _plotting_attribute(module: str, attribute: str) -> object:
     if attribute.startswith("__") and attribute != "__all__":
         raise AttributeError(attribute)  # importlib and inspect ask: no reason to load it
-    if "pyplot" not in _plotting and "failed" not in _plotting:
-        stubs = {name: sys.modules.pop(name) for name in PLOTTING_MODULES}
-        cell_streams = sys.stdout, sys.stderr
-        sys.stdout = sys.stderr = io.StringIO()  # "building the font cache" is not the cell's
-        try:
-            os.environ["MPLBACKEND"] = "Agg"
-            for name in PLOTTING_MODULES:
-                importlib.import_module(name)
-            _plotting["pyplot"] = sys.modules["matplotlib.pyplot"]
-        except Exception:  # noqa: BLE001
-            _plotting["failed"] = True
-            for name in PLOTTING_MODULES:
-                sys.modules.pop(name, None)
-            sys.modules.update(stubs)
-        finally:
-            sys.stdout, sys.stderr = cell_streams
-    if "failed" in _plotting:
-        return Anything()
-    return getattr(sys.modules[module], attribute)
+    if "pyplot" in _plotting:
+        return getattr(sys.modules[module], attribute)
+    return Deferred(module, attribute, loads=module == "matplotlib.pyplot")
+
+
+class Deferred:
+    """A matplotlib attribute taken before matplotlib was loaded: used, it is the real one if
+    matplotlib is loaded by then (a pyplot attribute loads it), else ``Anything``."""
+
+    def __init__(self, module: str, attribute: str, loads: bool) -> None:
+        self._where = module, attribute, loads
+
+    def _target(self) -> object:
+        module, attribute, loads = self._where
+        if loads and not _plotting:
+            load_matplotlib()
+        if "pyplot" not in _plotting:
+            return Anything()
+        return getattr(sys.modules[module], attribute)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._target(), name)
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        return self._target()(*args, **kwargs)  # type: ignore[operator]
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self._target())  # type: ignore[call-overload]
+
+
+def load_matplotlib() -> None:
+    """Put the real matplotlib (Agg) in place of the stand-ins; if it cannot be loaded (not
+    installed, out of memory), plots stay no-ops as before."""
+    stubs = {name: sys.modules.pop(name, None) for name in PLOTTING_MODULES}
+    cell_streams = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = io.StringIO()  # "building the font cache" is not the cell's
+    try:
+        os.environ["MPLBACKEND"] = "Agg"
+        for name in PLOTTING_MODULES:
+            importlib.import_module(name)
+        _plotting["pyplot"] = sys.modules["matplotlib.pyplot"]
+    except Exception:  # noqa: BLE001
+        _plotting["failed"] = True
+        for name, stub in stubs.items():
+            sys.modules.pop(name, None)
+            if stub is not None:
+                sys.modules[name] = stub
+    finally:
+        sys.stdout, sys.stderr = cell_streams
 
 
 class NotPlainData(Exception):
@@ -420,6 +451,7 @@ def main() -> None:
     send = _sender(replies)
     outputs: list[dict] = []
     notes = run_cells(setup["cells"], namespace, outputs)
+    _plotting.setdefault("serving", True)  # hidden calls never load matplotlib (see above)
     namespace.update(given)
     functions = sorted(name for name, value in list(namespace.items())
                        if callable(value) and not name.startswith("__"))

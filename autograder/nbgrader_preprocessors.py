@@ -27,7 +27,7 @@ from nbgrader.api import Gradebook
 from nbgrader.preprocessors import AssignLatePenalties, ClearSolutions, NbGraderPreprocessor
 from traitlets import Bool, Unicode
 
-from autograder.cell_outputs import Malformed, checked
+from autograder.cell_outputs import checked
 from autograder.grade import lesson_of
 from autograder.late import LatePolicy, assess, read_policy
 from autograder.nbgrader_bridge import outputs_file
@@ -114,9 +114,9 @@ class RestoreStudentOutputs(NbGraderPreprocessor):
             cell.outputs, cell.execution_count = [], number  # what the file held is dropped
             try:
                 cell.outputs = notebook_outputs(checked(output), number)
-            except Malformed as error:
+            except Exception as error:  # noqa: BLE001  (Malformed; outputs never cost a grade)
                 reason = output["dropped"] if isinstance(output, dict) and isinstance(
-                    output.get("dropped"), str) else str(error)
+                    output.get("dropped"), str) else str(error) or type(error).__name__
                 self.log.warning("not restoring the sandbox outputs of student cell %d: %s",
                                  number, reason)
         return nb, resources

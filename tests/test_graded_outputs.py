@@ -241,3 +241,18 @@ def test_only_the_first_start_is_kept(tmp_path):
             student.call("crash", 2)  # runs in a restarted child
         assert student._restarts >= 1  # positive control: the cells did run again
         assert student.cell_outputs == first
+
+
+def test_matplotlib_is_loaded_only_when_a_cell_draws():
+    """Importing pyplot and ``minilb.plots`` (every lesson's first cell) costs nothing, and a
+    hidden call never waits for matplotlib to load: its plots stay no-ops, as they were."""
+    cells = ["import sys\nimport matplotlib.pyplot as plt\nfrom minilb.plots import gantt\n"
+             "print('numpy' in sys.modules)",
+             "def draws(ignored):\n    return type(plt.figure()).__name__"]
+    with SandboxedStudent(cells, "02_greedy_balancing") as student:
+        assert [output["stdout"] for output in student.cell_outputs] == ["False\n", ""]
+        assert student.call("draws", 1) == "Anything"
+    with SandboxedStudent([*cells, "draws(1)"], "02_greedy_balancing") as student:
+        assert student.cell_outputs[-1]["result"] == "'Figure'"  # a cell draws: loaded
+        assert len(student.cell_outputs[-1]["figures"]) == 1
+        assert student.call("draws", 1) == "Figure"

@@ -1,6 +1,7 @@
 """The program that runs INSIDE the sandbox: it loads one notebook's code and serves calls.
 
-Standard library only. Protocol, one JSON object per line:
+Standard library only (matplotlib is loaded only for a cell that draws, see
+``stub_heavy_modules``). Protocol, one JSON object per line:
 
 1. the grader sends ``{"cells": [...], "given": {name: module}, "path": [...]}``; the child
    puts ``path`` first on ``sys.path``, runs every cell in one fresh namespace (an error in one
@@ -21,7 +22,9 @@ An exception is reported by its class's name and its bases' names only, never it
 repr: the message can carry the arguments, which are hidden inputs. The grader shows only names
 it knows (``autograder.contract``), so a class named after its arguments shows nothing either.
 Of the message it gets two answers to questions it chose, never the text: whether the message
-says anything, and which of the call's text arguments (the grader's own inputs) it names.
+says anything, and which of the call's text arguments (the grader's own inputs) it names. (A
+cell's ``cell_output`` does hold its error's message: it is the student's own output, made
+before any hidden call, and only ever shown in the student's own graded notebook.)
 
 With ``"fds": n`` a call's first ``n`` descriptors come over the *channel* (a UNIX socket, its
 number in the setup message), and each ``{"__socket__": i}`` argument becomes a socket on the
@@ -36,8 +39,7 @@ Outputs are bounded so that the ready message stays small: each text (stdout, st
 repr, the error) to ``CELL_OUTPUT_BYTES`` characters, all texts of all cells to
 ``ALL_OUTPUT_BYTES``; at most ``FIGURES_PER_CELL`` figures a cell, a PNG's base64 text to
 ``FIGURE_BYTES`` (a larger one is left out: half a PNG is no picture) and all of them to
-``ALL_FIGURE_BYTES``. Nothing here is trusted: the
-grader checks every answer itself.
+``ALL_FIGURE_BYTES``. Nothing here is trusted: the grader checks every answer itself.
 """
 
 import ast

@@ -219,11 +219,15 @@ def recv_exactly(sock, size, timeout):
     return data
 '''
 MISTAKES = [
-    ("recv-once", "    while len(data) < size:\n        remaining",
-     "    if len(data) < size:\n        remaining", "recv_exactly",
+    ("recv-once", "        while len(data) < size:\n            remaining",
+     "        if len(data) < size:\n            remaining", "recv_exactly",
      ["recv was called once instead of looping"]),
     ("no-timeout", "        sock.settimeout(remaining)", "        pass", "recv_exactly",
      ["no timeout: a silent peer blocked the call"]),
+    ("leaves-its-timeout-on-the-socket", "    finally:\n        sock.settimeout(old_timeout)\n",
+     "    finally:\n        pass  # the caller's socket keeps the last timeout\n", "recv_exactly",
+     ["a blocking socket came back non-blocking", "save sock.gettimeout()",
+      "sock.settimeout(old) in a finally"]),
     ("timeout-per-recv", PER_RECV_TIMEOUT, None, "recv_exactly",
      ["the timeout restarts at every recv", "one deadline for the whole read"]),
     ("busy-wait", BUSY_WAIT, None, "recv_exactly", ["busy-waited on a silent peer"]),

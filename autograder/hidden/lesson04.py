@@ -8,12 +8,14 @@ not a digit 1-9, every second byte but ``'1'..'9'`` (0.5); a ``str`` instead of 
 the other bytes-like types, ``bytearray`` and ``memoryview``, are accepted and give a
 ``(type, int)`` tuple (0.25).
 
-``recv_exactly`` (3): a message arriving one byte at a time (1); more bytes coming than asked
-for, waiting before the call or arriving after its first byte, the rest left unread (0.5); a
-peer that closes early: ``ConnectionError`` with a message (0.5); a silent or slowly dripping peer:
-``TimeoutError`` once the whole read's deadline passes, not before, without burning CPU time
-while it waits (0.75); an invalid size (not positive, or not an int: a bool, a float, text) or
-timeout: ``ValueError`` (0.25).
+``recv_exactly`` (3): a message arriving one byte at a time (0.75); more bytes coming than
+asked for, waiting before the call or arriving after its first byte, the rest left unread (0.5);
+a peer that closes early: ``ConnectionError`` with a message (0.5); a silent or slowly dripping
+peer: ``TimeoutError`` once the whole read's deadline passes, not before, without burning CPU
+time while it waits (0.75); an invalid size (not positive, or not an int: a bool, a float, text)
+or timeout: ``ValueError`` (0.25); the caller's socket left as it was given, blocking or
+non-blocking (the grader's), whether the call returns or raises ``ConnectionError`` or
+``TimeoutError``: its ``O_NONBLOCK`` read in the sandbox's ``/proc/PID/fdinfo`` (0.25).
 
 ``spawn_relay_child`` (3): the server's reply reaches the client, whose connection then ends
 although the parent still holds it, and ``on_reply`` sees it (1); the child leaves with
@@ -423,10 +425,31 @@ def _judge_invalid(args: Args, seen: dict) -> Outcome:
     return RIGHT
 
 
+STATE_FIX = ("restore the socket's timeout before returning: save sock.gettimeout() and call "
+             "sock.settimeout(old) in a finally")  # fmt: skip
+
+
+def _judge_socket_state(args: Args, seen: dict) -> Outcome:
+    """What the grader read in the sandbox's /proc: the descriptor's O_NONBLOCK after the call."""
+    given = args[4] if len(args) > 4 else "blocking"
+    after = seen.get("blocking_after")
+    if after is None:
+        return wrong("the caller's socket was closed: leave it open, the caller reads on from it")
+    if after == (given == "blocking"):
+        return RIGHT
+    came_back = "non-blocking (a timeout left on it)" if given == "blocking" else "blocking"
+    return wrong(f"a {given} socket came back {came_back}: {STATE_FIX}")
+
+
 def grade_recv_exactly(student: Student) -> ExerciseResult:
     message = wire(b"M5P3V9")
+    # A return, a ConnectionError and a TimeoutError, on a socket given blocking (the scenarios
+    # of the groups below, run once for both) and on one the grader made non-blocking.
+    reads = [("drip", wire(b"M5"), 2, 2.0), ("closes", wire(b"V4"), 2, 1.0),
+             ("silent", wire(b"P6"), 2, 0.5)]  # fmt: skip
+    state = reads + [(*read, "non-blocking") for read in reads]
     groups = [
-        Group("a message arriving in pieces", 1, [("drip", wire(b"M5"), 2, 2.0),
+        Group("a message arriving in pieces", 0.75, [("drip", wire(b"M5"), 2, 2.0),
               ("drip", message, 6, 2.0)], judged(_judge_pieces)),
         Group("more bytes coming than asked for", 0.5, [("burst", message, 2, 2.0),
               ("burst", wire(b"P7\x00"), 1, 2.0), ("pieces", message, 2, 2.0)],
@@ -439,6 +462,8 @@ def grade_recv_exactly(student: Student) -> ExerciseResult:
               for size, timeout in ((0, 1.0), (-2, 1.0), (True, 1.0), ("2", 1.0), (2.5, 1.0),
                                     (2, 0), (2, -1.0))],
               judged(_judge_invalid)),
+        Group("leaves the socket's timeout and blocking mode as it found them", 0.25, state,
+              judged(_judge_socket_state)),
     ]  # fmt: skip
     return grade_exercise(LESSON, "recv_exactly", InHarness(student, "recv"), groups,
                           timeout=CALL_SECONDS)  # fmt: skip

@@ -27,7 +27,10 @@ its copy of the backend socket, keeps the client (0.5).
 
 ``reap_children`` (3): finished children's exit codes, a signal's as ``-N`` (1); all of them
 collected in one call, no zombie left (0.75); with a child still running it returns at once,
-without it (0.75); with no children at all, ``{}`` (0.5).
+without it (0.75); with no children at all, ``{}`` (0.5). The first two are judged on the
+better of two runs, one with no other child (waitpid ends the loop by raising
+``ChildProcessError``) and one beside a running child (it ends it by returning pid 0): each
+ending has its own group, so a mistake in one costs that group only.
 
 ``serve_forking`` (4): 50 clients at once, every reply reaching its own client through its own
 backend connection (1.25); bad requests answered with an ``ERR`` line, a silent client dropped
@@ -111,8 +114,21 @@ def harness(name: str) -> str:
     return (HERE / "lesson04_harness_tools.py").read_text() + "\n" + "".join(lines)
 
 
+EITHER_ENDING = "either ending"  # a reap scenario played alone and beside a running child
+
+
+def _reap(student: Student, source: str, exits: list[int], running: bool | str) -> dict:
+    """``peers.reap``; with ``EITHER_ENDING`` twice, both answers kept: with no other child
+    (the student's loop ends when waitpid raises ChildProcessError) and beside a running one
+    (it ends when waitpid returns pid 0)."""
+    if running != EITHER_ENDING:
+        return peers.reap(student, source, exits, running)
+    endings = [peers.reap(student, source, exits, one_running) for one_running in (False, True)]
+    return {"endings": endings, "safety_net": any(seen.get("safety_net") for seen in endings)}
+
+
 SCENARIOS: dict[str, Callable[..., dict]] = {
-    "recv": peers.recv, "relay": peers.relay, "reap": peers.reap, "serve": serving.serve,
+    "recv": peers.recv, "relay": peers.relay, "reap": _reap, "serve": serving.serve,
 }  # fmt: skip
 RERUN_NOTE = "seen again when that scenario was run a second time, alone"
 
@@ -647,15 +663,31 @@ def _judge_no_children(args: Args, seen: dict) -> Outcome:
     return RIGHT
 
 
+def on_either_ending(judge: Callable[[Args, dict], Outcome]) -> Callable[[Args, Answer], Outcome]:
+    """For a group about what is collected, not how the loop ends: the better of the two runs
+    of ``EITHER_ENDING``. Each ending has a group of its own ("no children at all", "a child
+    still running"), so a mistake in one is charged there only, not here too."""
+    check = judged(judge)
+
+    def either(args: Args, answer: Answer) -> Outcome:
+        if not (isinstance(answer, dict) and isinstance(answer.get("endings"), list)):
+            return check(args, answer)
+        rerun = {"rerun": True} if answer.get("rerun") else {}
+        outcomes = [check(args, {**seen, **rerun}) for seen in answer["endings"]]
+        return max(outcomes, key=lambda outcome: outcome.credit)  # the first, if as good
+
+    return either
+
+
 def grade_reap_children(student: Student) -> ExerciseResult:
-    finished = [([0, 3, 1, 42], False), ([7, -9], False)]
+    finished = [([0, 3, 1, 42], EITHER_ENDING), ([7, -9], EITHER_ENDING)]
     groups = [
-        Group("exit codes of finished children", 1, finished, judged(_judge_codes)),
+        Group("exit codes of finished children", 1, finished, on_either_ending(_judge_codes)),
         Group(
             "every finished child collected (no zombies)",
             0.75,
             finished,
-            judged(_judge_all_collected),
+            on_either_ending(_judge_all_collected),
         ),
         Group("a child still running", 0.75, [([2, 0], True)], judged(_judge_running)),
         Group("no children at all", 0.5, [([], False)], judged(_judge_no_children)),

@@ -15,7 +15,8 @@ peer: ``TimeoutError`` once the whole read's deadline passes, not before, withou
 time while it waits (0.75); an invalid size (not positive, or not an int: a bool, a float, text)
 or timeout: ``ValueError`` (0.25); the caller's socket left as it was given, blocking or
 non-blocking (the grader's), whether the call returns or raises ``ConnectionError`` or
-``TimeoutError``: its ``O_NONBLOCK`` read in the sandbox's ``/proc/PID/fdinfo`` (0.25).
+``TimeoutError``: its ``O_NONBLOCK`` read in the sandbox's ``/proc/PID/fdinfo``, once the call
+has read from it (bytes the grader's peer sent are no longer waiting) (0.25).
 
 ``spawn_relay_child`` (3): the server's reply reaches the client, whose connection then ends
 although the parent still holds it, and ``on_reply`` sees it (1); the child leaves with
@@ -451,6 +452,8 @@ def _judge_socket_state(args: Args, seen: dict) -> Outcome:
     after = seen.get("blocking_after")
     if after is None:
         return wrong("the caller's socket was closed: leave it open, the caller reads on from it")
+    if not seen.get("took_bytes"):  # a function that never touches the socket leaves it as is
+        return wrong("earns points only once it reads the peer's bytes from the socket")
     if after == (given == "blocking"):
         return RIGHT
     came_back = "non-blocking (a timeout left on it)" if given == "blocking" else "blocking"

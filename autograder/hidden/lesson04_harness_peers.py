@@ -176,6 +176,8 @@ def recv(student: object, source: str, peer: str, data: bytes, size: object, tim
                         [watch], 2.0 + 3 * SLACK)  # fmt: skip
         seen["valid_read"] = _text(again)
     seen["unread"] = waiting(watch).decode("latin-1")
+    sent = data[:1] if peer in ("closes", "silent") else data  # all the grader's peer sent
+    seen["took_bytes"] = len(seen["unread"]) < len(sent)  # some are no longer waiting: read
     ours.close()
     watch.close()
     return seen

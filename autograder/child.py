@@ -381,6 +381,8 @@ def received_sockets(channel: socket.socket, count: int) -> list[socket.socket]:
     """The ``count`` descriptors the grader sent with this call, as sockets."""
     _, fds, _, _ = socket.recv_fds(channel, 16, count)
     held = [socket.socket(fileno=fd) for fd in fds]
+    for sock in held:  # socket(fileno=) takes every socket for blocking: keep the mode it came in
+        sock.setblocking(os.get_blocking(sock.fileno()))
     if len(held) < count:  # the kernel drops what does not fit under RLIMIT_NOFILE
         raise OSError("too many open files to take the grader's sockets")
     return held

@@ -218,12 +218,22 @@ def recv_exactly(sock, size, timeout):
         data += chunk
     return data
 '''
+NO_CHILDREN_OLD = """        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)  # WNOHANG: return at once if none is done
+        except ChildProcessError:
+            return exit_codes  # no children at all
+"""
+NO_CHILDREN_NEW = "        pid, status = os.waitpid(-1, os.WNOHANG)  # raises if no child is left\n"
 MISTAKES = [
-    ("recv-once", "    while len(data) < size:\n        remaining",
-     "    if len(data) < size:\n        remaining", "recv_exactly",
+    ("recv-once", "        while len(data) < size:\n            remaining",
+     "        if len(data) < size:\n            remaining", "recv_exactly",
      ["recv was called once instead of looping"]),
     ("no-timeout", "        sock.settimeout(remaining)", "        pass", "recv_exactly",
      ["no timeout: a silent peer blocked the call"]),
+    ("leaves-its-timeout-on-the-socket", "    finally:\n        sock.settimeout(old_timeout)\n",
+     "    finally:\n        pass  # the caller's socket keeps the last timeout\n", "recv_exactly",
+     ["a blocking socket came back non-blocking", "save sock.gettimeout()",
+      "sock.settimeout(old) in a finally"]),
     ("timeout-per-recv", PER_RECV_TIMEOUT, None, "recv_exactly",
      ["the timeout restarts at every recv", "one deadline for the whole read"]),
     ("busy-wait", BUSY_WAIT, None, "recv_exactly", ["busy-waited on a silent peer"]),
@@ -233,6 +243,8 @@ MISTAKES = [
      "spawn_relay_child", ["backend socket open (fd leaked)"]),
     ("blocking-waitpid", "os.waitpid(-1, os.WNOHANG)", "os.waitpid(-1, 0)", "reap_children",
      ["waitpid blocked while a child was still running", "os.WNOHANG"]),
+    ("no-except-child-process-error", NO_CHILDREN_OLD, NO_CHILDREN_NEW, "reap_children",
+     ["no children at all (-0.5)", "raised ChildProcessError when there were no children"]),
     ("raw-wait-status", "exit_codes[pid] = os.waitstatus_to_exitcode(status)",
      "exit_codes[pid] = status", "reap_children", ["exit codes not collected (raw wait status?)"]),
     ("parent-keeps-client", "        client.close()\n    for pid in started:",
@@ -304,6 +316,20 @@ def test_a_mistake_costs_points_in_its_own_exercise_only(tmp_path, old, new, los
             assert shows_no_hidden_input(result.feedback), feedback
         else:
             assert result.passed and result.feedback == [], result
+
+
+@pytest.mark.parametrize(("mistake_id", "group", "points"), [
+    ("no-except-child-process-error", "no children at all", 0.5),
+    ("leaves-its-timeout-on-the-socket",
+     "leaves the socket's timeout and blocking mode as it found them", 0.25),
+])  # fmt: skip
+def test_a_mistake_about_one_rule_costs_that_rule_s_group_only(tmp_path, mistake_id, group,
+                                                               points):
+    """Issue 17: one missing ``except`` in reap_children once cost three groups (-2.25)."""
+    _, old, new, loser, _ = next(mistake for mistake in MISTAKES if mistake[0] == mistake_id)
+    result = grade(mistaken_cells(tmp_path, old, new))[loser]
+    assert result.score == result.max_score - points, result
+    assert len(result.feedback) == 1 and result.feedback[0].startswith(f"{group} (-{points:g})")
 
 
 def test_the_mistakes_cover_every_exercise():

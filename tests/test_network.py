@@ -40,8 +40,11 @@ class OneByteAtATime:
         self.data = data
         self.recv_calls = 0
 
-    def settimeout(self, timeout: float) -> None:
-        assert timeout > 0
+    def settimeout(self, timeout: float | None) -> None:
+        assert timeout is None or timeout > 0
+
+    def gettimeout(self) -> float | None:
+        return None
 
     def recv(self, size: int) -> bytes:
         self.recv_calls += 1

@@ -8,12 +8,15 @@ not a digit 1-9, every second byte but ``'1'..'9'`` (0.5); a ``str`` instead of 
 the other bytes-like types, ``bytearray`` and ``memoryview``, are accepted and give a
 ``(type, int)`` tuple (0.25).
 
-``recv_exactly`` (3): a message arriving one byte at a time (1); more bytes coming than asked
-for, waiting before the call or arriving after its first byte, the rest left unread (0.5); a
-peer that closes early: ``ConnectionError`` with a message (0.5); a silent or slowly dripping peer:
-``TimeoutError`` once the whole read's deadline passes, not before, without burning CPU time
-while it waits (0.75); an invalid size (not positive, or not an int: a bool, a float, text) or
-timeout: ``ValueError`` (0.25).
+``recv_exactly`` (3): a message arriving one byte at a time (0.75); more bytes coming than
+asked for, waiting before the call or arriving after its first byte, the rest left unread (0.5);
+a peer that closes early: ``ConnectionError`` with a message (0.5); a silent or slowly dripping
+peer: ``TimeoutError`` once the whole read's deadline passes, not before, without burning CPU
+time while it waits (0.75); an invalid size (not positive, or not an int: a bool, a float, text)
+or timeout: ``ValueError`` (0.25); the caller's socket left as it was given, blocking or
+non-blocking (the grader's), whether the call returns or raises ``ConnectionError`` or
+``TimeoutError``: its ``O_NONBLOCK`` read in the sandbox's ``/proc/PID/fdinfo``, once the call
+has read from it (bytes the grader's peer sent are no longer waiting) (0.25).
 
 ``spawn_relay_child`` (3): the server's reply reaches the client, whose connection then ends
 although the parent still holds it, and ``on_reply`` sees it (1); the child leaves with
@@ -25,7 +28,10 @@ its copy of the backend socket, keeps the client (0.5).
 
 ``reap_children`` (3): finished children's exit codes, a signal's as ``-N`` (1); all of them
 collected in one call, no zombie left (0.75); with a child still running it returns at once,
-without it (0.75); with no children at all, ``{}`` (0.5).
+without it (0.75); with no children at all, ``{}`` (0.5). The first two are judged on the
+better of two runs, one with no other child (waitpid ends the loop by raising
+``ChildProcessError``) and one beside a running child (it ends it by returning pid 0): each
+ending has its own group, so a mistake in one costs that group only.
 
 ``serve_forking`` (4): 50 clients at once, every reply reaching its own client through its own
 backend connection (1.25); bad requests answered with an ``ERR`` line, a silent client dropped
@@ -109,8 +115,21 @@ def harness(name: str) -> str:
     return (HERE / "lesson04_harness_tools.py").read_text() + "\n" + "".join(lines)
 
 
+EITHER_ENDING = "either ending"  # a reap scenario played alone and beside a running child
+
+
+def _reap(student: Student, source: str, exits: list[int], running: bool | str) -> dict:
+    """``peers.reap``; with ``EITHER_ENDING`` twice, both answers kept: with no other child
+    (the student's loop ends when waitpid raises ChildProcessError) and beside a running one
+    (it ends when waitpid returns pid 0)."""
+    if running != EITHER_ENDING:
+        return peers.reap(student, source, exits, running)
+    endings = [peers.reap(student, source, exits, one_running) for one_running in (False, True)]
+    return {"endings": endings, "safety_net": any(seen.get("safety_net") for seen in endings)}
+
+
 SCENARIOS: dict[str, Callable[..., dict]] = {
-    "recv": peers.recv, "relay": peers.relay, "reap": peers.reap, "serve": serving.serve,
+    "recv": peers.recv, "relay": peers.relay, "reap": _reap, "serve": serving.serve,
 }  # fmt: skip
 RERUN_NOTE = "seen again when that scenario was run a second time, alone"
 
@@ -423,10 +442,33 @@ def _judge_invalid(args: Args, seen: dict) -> Outcome:
     return RIGHT
 
 
+STATE_FIX = ("restore the socket's timeout before returning: save sock.gettimeout() and call "
+             "sock.settimeout(old) in a finally")  # fmt: skip
+
+
+def _judge_socket_state(args: Args, seen: dict) -> Outcome:
+    """What the grader read in the sandbox's /proc: the descriptor's O_NONBLOCK after the call."""
+    given = args[4] if len(args) > 4 else "blocking"
+    after = seen.get("blocking_after")
+    if after is None:
+        return wrong("the caller's socket was closed: leave it open, the caller reads on from it")
+    if not seen.get("took_bytes"):  # a function that never touches the socket leaves it as is
+        return wrong("earns points only once it reads the peer's bytes from the socket")
+    if after == (given == "blocking"):
+        return RIGHT
+    came_back = "non-blocking (a timeout left on it)" if given == "blocking" else "blocking"
+    return wrong(f"a {given} socket came back {came_back}: {STATE_FIX}")
+
+
 def grade_recv_exactly(student: Student) -> ExerciseResult:
     message = wire(b"M5P3V9")
+    # A return, a ConnectionError and a TimeoutError, on a socket given blocking (the scenarios
+    # of the groups below, run once for both) and on one the grader made non-blocking.
+    reads = [("drip", wire(b"M5"), 2, 2.0), ("closes", wire(b"V4"), 2, 1.0),
+             ("silent", wire(b"P6"), 2, 0.5)]  # fmt: skip
+    state = reads + [(*read, "non-blocking") for read in reads]
     groups = [
-        Group("a message arriving in pieces", 1, [("drip", wire(b"M5"), 2, 2.0),
+        Group("a message arriving in pieces", 0.75, [("drip", wire(b"M5"), 2, 2.0),
               ("drip", message, 6, 2.0)], judged(_judge_pieces)),
         Group("more bytes coming than asked for", 0.5, [("burst", message, 2, 2.0),
               ("burst", wire(b"P7\x00"), 1, 2.0), ("pieces", message, 2, 2.0)],
@@ -439,6 +481,8 @@ def grade_recv_exactly(student: Student) -> ExerciseResult:
               for size, timeout in ((0, 1.0), (-2, 1.0), (True, 1.0), ("2", 1.0), (2.5, 1.0),
                                     (2, 0), (2, -1.0))],
               judged(_judge_invalid)),
+        Group("leaves the socket's timeout and blocking mode as it found them", 0.25, state,
+              judged(_judge_socket_state)),
     ]  # fmt: skip
     return grade_exercise(LESSON, "recv_exactly", InHarness(student, "recv"), groups,
                           timeout=CALL_SECONDS)  # fmt: skip
@@ -622,15 +666,31 @@ def _judge_no_children(args: Args, seen: dict) -> Outcome:
     return RIGHT
 
 
+def on_either_ending(judge: Callable[[Args, dict], Outcome]) -> Callable[[Args, Answer], Outcome]:
+    """For a group about what is collected, not how the loop ends: the better of the two runs
+    of ``EITHER_ENDING``. Each ending has a group of its own ("no children at all", "a child
+    still running"), so a mistake in one is charged there only, not here too."""
+    check = judged(judge)
+
+    def either(args: Args, answer: Answer) -> Outcome:
+        if not (isinstance(answer, dict) and isinstance(answer.get("endings"), list)):
+            return check(args, answer)
+        rerun = {"rerun": True} if answer.get("rerun") else {}
+        outcomes = [check(args, {**seen, **rerun}) for seen in answer["endings"]]
+        return max(outcomes, key=lambda outcome: outcome.credit)  # the first, if as good
+
+    return either
+
+
 def grade_reap_children(student: Student) -> ExerciseResult:
-    finished = [([0, 3, 1, 42], False), ([7, -9], False)]
+    finished = [([0, 3, 1, 42], EITHER_ENDING), ([7, -9], EITHER_ENDING)]
     groups = [
-        Group("exit codes of finished children", 1, finished, judged(_judge_codes)),
+        Group("exit codes of finished children", 1, finished, on_either_ending(_judge_codes)),
         Group(
             "every finished child collected (no zombies)",
             0.75,
             finished,
-            judged(_judge_all_collected),
+            on_either_ending(_judge_all_collected),
         ),
         Group("a child still running", 0.75, [([2, 0], True)], judged(_judge_running)),
         Group("no children at all", 0.5, [([], False)], judged(_judge_no_children)),

@@ -126,9 +126,13 @@ def waiting_peek(sock: socket.socket) -> bytes:
         return b""
 
 
-def recv(student: object, source: str, peer: str, data: bytes, size: object, timeout: object
-         ) -> dict:  # fmt: skip
+def recv(student: object, source: str, peer: str, data: bytes, size: object, timeout: object,
+         mode: str = "blocking") -> dict:  # fmt: skip
+    """``mode``: the reader's end goes in blocking, or (``"non-blocking"``) set so by the
+    grader; ``blocking_after`` says what the sandbox's descriptor of it was after the call."""
     ours, theirs = tcp_pair()
+    theirs.setblocking(mode != "non-blocking")
+    inode = os.fstat(theirs.fileno()).st_ino  # how the sandbox's descriptor of it is found
     watch = theirs.dup()  # the grader's view of the reader's end: what it left unread
     seconds = timeout if type(timeout) in (int, float) and timeout > 0 else 1.0
     if peer in ("burst", "invalid"):
@@ -161,15 +165,19 @@ def recv(student: object, source: str, peer: str, data: bytes, size: object, tim
         player.join(timeout=seconds + SLACK)
         theirs.close()
     busy = (procfs.cpu_seconds(pid) - cpu if pid else 0.0) > max(BUSY_SECONDS, BUSY_SHARE * elapsed)
+    # Read before the next call: until then the sandbox holds the socket it was given.
+    blocking_after = procfs.socket_blocking(pid, inode) if pid else None
     seen = {"returned": _text(answer), "raised": names(error), "seconds": elapsed, "busy": busy,
             "message_nonempty": None if error is None else error.message_nonempty,
             "blocked": blocked.is_set(), "never_returned": False, "valid_read": None,
-            "safety_net": blocked.is_set()}  # fmt: skip
+            "safety_net": blocked.is_set(), "blocking_after": blocking_after}  # fmt: skip
     if peer == "invalid":
         again, _ = call(student, source, "recv_exactly", ["call", marker(0), 2, 2.0],
                         [watch], 2.0 + 3 * SLACK)  # fmt: skip
         seen["valid_read"] = _text(again)
     seen["unread"] = waiting(watch).decode("latin-1")
+    sent = data[:1] if peer in ("closes", "silent") else data  # all the grader's peer sent
+    seen["took_bytes"] = len(seen["unread"]) < len(sent)  # some are no longer waiting: read
     ours.close()
     watch.close()
     return seen

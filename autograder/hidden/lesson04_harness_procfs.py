@@ -87,6 +87,22 @@ def socket_inodes(pid: int) -> set[int]:
     return found
 
 
+def socket_blocking(pid: int, inode: int) -> bool | None:
+    """Whether the process's descriptor of the socket ``inode`` is blocking (``O_NONBLOCK``
+    clear in the ``flags:`` of ``/proc/PID/fdinfo/FD``, in octal); None if it holds no such
+    socket. Every descriptor of one socket tells the same: the flag belongs to the open file,
+    which ``dup`` and ``send_fds`` share."""
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError, ValueError, IndexError, StopIteration):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") != f"socket:[{inode}]":
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                    flags = next(line for line in info if line.startswith("flags:"))
+                return not int(flags.split()[1], 8) & os.O_NONBLOCK
+    return None
+
+
 def tcp_connections(pid: int | str) -> list[tuple[int, int, int]]:
     """(local port, remote port, inode) of every TCP connection in the process's network
     namespace (``/proc/PID/net/tcp``: the sandbox's own loopback, or the grader's)."""

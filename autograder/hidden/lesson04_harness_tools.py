@@ -68,17 +68,20 @@ def reference_parse_request(data: bytes, error: type = ProtocolError) -> tuple[s
 
 
 def reference_recv_exactly(sock: socket.socket, size: int, timeout: float) -> bytes:
-    deadline, data = monotonic() + timeout, b""
-    while len(data) < size:
-        left = deadline - monotonic()
-        if left <= 0:
-            raise TimeoutError(f"timed out with {len(data)} of {size} bytes")
-        sock.settimeout(left)
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError(f"peer closed after {len(data)} of {size} bytes")
-        data += chunk
-    return data
+    deadline, data, old_timeout = monotonic() + timeout, b"", sock.gettimeout()
+    try:
+        while len(data) < size:
+            left = deadline - monotonic()
+            if left <= 0:
+                raise TimeoutError(f"timed out with {len(data)} of {size} bytes")
+            sock.settimeout(left)
+            chunk = sock.recv(size - len(data))
+            if not chunk:
+                raise ConnectionError(f"peer closed after {len(data)} of {size} bytes")
+            data += chunk
+        return data
+    finally:
+        sock.settimeout(old_timeout)
 
 
 def reference_spawn_relay_child(

@@ -35,7 +35,8 @@ def recv_exactly(sock: socket.socket, size: int, timeout: float) -> bytes:
     the bytes trickle in) and ``ConnectionError`` when the peer closes first (saying after how
     many of the ``size`` bytes), so a caller can tell a slow peer from a gone one;
     ``ValueError`` if ``size`` is not a positive int (``True``, ``2.0`` and ``"2"`` are not) or
-    ``timeout`` is not positive.
+    ``timeout`` is not positive. Leaves the socket's timeout (and blocking mode) as it found
+    it, whether it returns or raises: the socket is the caller's.
 
     >>> left, right = socket.socketpair()
     >>> right.sendall(b"M"); right.sendall(b"5")
@@ -51,16 +52,23 @@ def recv_exactly(sock: socket.socket, size: int, timeout: float) -> bytes:
     # to stretch it, as it could if each recv had its own timeout.
     deadline = time.monotonic() + timeout
     data = b""
-    while len(data) < size:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"timed out with {len(data)} of {size} bytes")
-        sock.settimeout(remaining)  # recv raises TimeoutError if nothing comes in that time
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError(f"peer closed the connection after {len(data)} of {size} bytes")
-        data += chunk
-    return data
+    # settimeout changes the caller's socket: left so, it stays in timeout mode (non-blocking
+    # underneath), and the caller's next recv or sendall gives up after whatever time was left.
+    old_timeout = sock.gettimeout()
+    try:
+        while len(data) < size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"timed out with {len(data)} of {size} bytes")
+            sock.settimeout(remaining)  # recv raises TimeoutError if nothing comes in that time
+            chunk = sock.recv(size - len(data))
+            if not chunk:
+                got = f"{len(data)} of {size} bytes"
+                raise ConnectionError(f"peer closed the connection after {got}")
+            data += chunk
+        return data
+    finally:
+        sock.settimeout(old_timeout)
     ### END SOLUTION
 
 

@@ -22,7 +22,8 @@ def lower_bound(
 
     Leaves the caller's ``requests`` unchanged. Raises ``ValueError`` for invalid input: an
     unknown request type or server kind, no server at all, or a length that is not a positive
-    int (``True``, ``2.0`` and ``"3"`` are not).
+    int (``True``, ``2.0`` and ``"3"`` are not). A ``ValueError`` for invalid input comes with a
+    message that says what was wrong.
 
     >>> lower_bound([("V", 4), ("M", 4), ("P", 2)])
     4.0
@@ -37,6 +38,8 @@ def optimal_makespan(
     requests: Sequence[tuple[str, int]], fleet: Sequence[str] = DEFAULT_FLEET
 ) -> tuple[int, list[int]]:
     """The smallest makespan of the batch ``requests``, and a server per request achieving it.
+
+    A ``ValueError`` for invalid input comes with a message that says what was wrong.
 
     >>> optimal_makespan([("V", 4), ("M", 4), ("P", 2), ("P", 2)])
     (4, [0, 2, 1, 1])

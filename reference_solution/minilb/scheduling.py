@@ -41,7 +41,8 @@ def choose_server(
 ) -> int:
     """Index of the server the greedy rule picks for ``request`` at time ``now``.
 
-    Leaves the caller's ``finish_times`` and ``request`` unchanged.
+    Leaves the caller's ``finish_times`` and ``request`` unchanged. A ``ValueError`` for
+    invalid input comes with a message that says what was wrong.
 
     >>> choose_server([0, 0, 0], ("M", 4))   # the Music server finishes it first
     2
@@ -67,7 +68,8 @@ def greedy_assign(
     """The server of each request when the greedy rule places them in order, all at time 0.
 
     Raises ``ValueError`` for invalid input: an unknown request type or server kind, no server
-    at all, or a length that is not a positive int (``True``, ``2.0`` and ``"3"`` are not).
+    at all, or a length that is not a positive int (``True``, ``2.0`` and ``"3"`` are not),
+    with a message that says what was wrong.
 
     >>> greedy_assign([("M", 1), ("V", 2), ("P", 3)])
     [2, 0, 1]
@@ -93,7 +95,8 @@ def finish_times(
 
     Raises ``ValueError`` for invalid input: as many server indices as requests are needed, each
     an int in range (``True``, ``1.0`` and ``"1"`` are not), at least one server, and every
-    length a positive int (``True``, ``2.0`` and ``"3"`` are not).
+    length a positive int (``True``, ``2.0`` and ``"3"`` are not). A ``ValueError`` for invalid
+    input comes with a message that says what was wrong.
 
     >>> finish_times([("M", 1), ("V", 2), ("P", 3)], [2, 0, 1])
     [2.0, 3.0, 1.0]

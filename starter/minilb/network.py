@@ -35,7 +35,8 @@ def recv_exactly(sock: socket.socket, size: int, timeout: float) -> bytes:
     the bytes trickle in) and ``ConnectionError`` when the peer closes first (saying after how
     many of the ``size`` bytes), so a caller can tell a slow peer from a gone one;
     ``ValueError`` if ``size`` is not a positive int (``True``, ``2.0`` and ``"2"`` are not) or
-    ``timeout`` is not positive.
+    ``timeout`` is not positive. Leaves the socket's timeout (and blocking mode) as it found
+    it, whether it returns or raises: the socket is the caller's.
 
     >>> left, right = socket.socketpair()
     >>> right.sendall(b"M"); right.sendall(b"5")

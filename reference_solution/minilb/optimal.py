@@ -49,10 +49,11 @@ def optimal_makespan(
     quick = _quick_dive(batch, impossible_below)  # step 2, briefly: it often meets the bound
     if quick is not None:
         return batch.makespan(quick), quick
-    # Step 3 at once when its knapsack table is cheap to build: requests stay whole there, so
-    # its bound is often higher, and its shares settle each makespan quickly.
-    patient = _build_knapsack_table(batch)
+    # Otherwise step 3 at once: requests stay whole in its knapsack, so its bound is often
+    # higher, and its shares of the M group settle each makespan quickly.
+    patient = len(batch.groups) == 2
     if patient:
+        batch.knapsack = _knapsack(batch, _greedy_makespan(batch))
         impossible_below = batch.knapsack.bound(impossible_below)
     best, best_makespan = None, 0
     target, jump = impossible_below, 1
@@ -405,16 +406,6 @@ def _quick_dive(batch: _Batch, target: int) -> list[int] | None:
         return _fit_within(batch, target, max_steps=_DIVE_STEPS * len(batch))
     except _SearchTooLong:
         return None
-
-
-def _build_knapsack_table(batch: _Batch) -> bool:
-    """Build step 3's knapsack as a table for makespans up to the greedy one, if the batch has
-    both groups and the table is small; say whether it was built."""
-    largest = _greedy_makespan(batch)
-    if len(batch.groups) == 1 or not _KnapsackTable.small_enough(batch, largest):
-        return False
-    batch.knapsack = _KnapsackTable(batch, largest)
-    return True
 
 
 def _decide(batch: _Batch, target: int, patient: bool) -> list[int] | None:

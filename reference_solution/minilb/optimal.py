@@ -92,12 +92,12 @@ def optimal_makespan(
 #    longest requests must share a server, which gives one more bound.
 # 2. **Search.** Ask: can every request be placed so that no server finishes after ``T``? First
 #    for ``T`` = the lower bound, in one quick dive of a couple of steps per request (usually the
-#    answer is yes, and we are done). Otherwise for the best bound known (step 3's, when it is
-#    cheap), then ``T + 1``, ``T + 3``, ``T + 7``, ... until one fits, then by binary search
-#    between the largest ``T`` known to be impossible and the best makespan found so far. Each
-#    question is a depth-first search that places the longest request first, trying first the
-#    server kind that is fastest for it and the fullest server with room left (best fit). It cuts
-#    a branch as soon as:
+#    answer is yes, and we are done). Otherwise from the best bound known (step 3's, when the
+#    fleet has both groups): ``T``, ``T + 1``, ``T + 3``, ``T + 7``, ... until one fits, then by
+#    binary search between the largest ``T`` known to be impossible and the best makespan found
+#    so far. Each question is a depth-first search that places the longest request first,
+#    trying first the server kind that is fastest for it and the fullest server with room left
+#    (best fit). It cuts a branch as soon as:
 #    - the remaining requests cannot fit in the remaining room even when cut (step 1), counting on
 #      each server only the room that some subset of the remaining requests can fill exactly;
 #    - an identical server (same kind, same load) was already tried: the subtrees are mirror images;
@@ -105,16 +105,16 @@ def optimal_makespan(
 # 3. **A stronger check for stubborn cases.** When the dive fails, ``T`` may be impossible for
 #    a reason step 1 ignores: requests cannot be cut. Then each ``T`` goes through a knapsack:
 #    keep requests whole but merge each group's servers into one; which requests should the M
-#    group take (within its time) to save the VP group enough? Built once per batch, it rules a
-#    ``T`` out at once, or lists every share of the M group that saves enough (near the optimum
-#    there are few). Where loads are small it is a table over every M time, built by a few numpy
-#    operations per request, at once after the dive: its smallest allowed ``T`` is a lower bound
+#    group take (within its time) to save the VP group enough? Built once per batch, at once
+#    after the dive, it rules a ``T`` out at once, or lists every share of the M group that
+#    saves enough (near the optimum there are few); its smallest allowed ``T`` is a lower bound
 #    too, often well above step 1's when requests are long next to the makespan (dozens of
-#    near-equal requests). For huge lengths it keeps Pareto fronts instead, built only when a
-#    quick search (twenty steps per request) runs long. Each share is then checked group by
-#    group: one server by its sum, two identical servers by a subset sum (a bitset, or for huge
-#    lengths meeting in the middle), more by step 2's search. Only when the shares cannot settle
-#    ``T`` does the whole-fleet search run unlimited.
+#    near-equal requests). Where loads are small it is a table over every M time, a few numpy
+#    operations per request; for huge lengths it keeps Pareto fronts. (A fleet of one kind has
+#    no knapsack: its searches get twenty steps per request, then as many as they need.) Each
+#    share is then checked group by group: one server by its sum, two identical servers by a
+#    subset sum (a bitset, or for huge lengths meeting in the middle), more by step 2's search.
+#    Only when the shares cannot settle ``T`` does the whole-fleet search run unlimited.
 #
 # The search is exponential in the worst case (the problem is NP-hard, like bin packing), but the
 # bounds are tight on almost every instance, so a large batch is usually solved by a search that

@@ -5,8 +5,9 @@ after another with the solvers taking turns (so that a load spike hits all of th
 every proven value is checked to agree (exit 1 if not). Per family the table shows median times
 and, per anchor, the median and the worst ratio (their time / ours). A solve that hits the
 anchor's time limit counts as the limit, so its ratio is a lower bound (marked +).
-Targets: faster than both anchors on the median batch of every family; at least 10x faster
-than CP-SAT on the random batches of 100+ requests; 500 requests within 0.2 s.
+Targets: faster than both anchors on the median batch of every family, and on its worst batch
+too (issue 18); at least 10x faster than CP-SAT on the random batches of 100+ requests; 500
+requests within 0.2 s.
 """
 
 import random
@@ -104,6 +105,7 @@ def main() -> int:
             median, worst = statistics.median(ratios), min(ratios)
             cells += [f"{median:.1f}x{plus}", f"{worst:.1f}x"]
             verdicts.append((f"{name}: faster than {other} on the median batch", median, 1))
+            verdicts.append((f"{name}: faster than {other} on every batch (worst)", worst, 1))
             if random_family and other == "CP-SAT":
                 verdicts.append((f"{name}: >= 10x faster than CP-SAT (median)", median, 10))
         if name.startswith("500 "):

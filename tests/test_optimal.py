@@ -5,7 +5,7 @@ import random
 from math import ceil
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from independent_solvers import solve_cp_sat, solve_highs
 
@@ -244,3 +244,90 @@ def test_both_two_server_splits_agree_with_brute_force(times, capacity):
         sides = split(times, capacity)
         assert (sides is not None) == possible
         assert sides is None or max(loads(sides)) <= capacity
+
+
+# Step 3's knapsack table and the fast path in front of it (issue 18): the table must say what
+# the Pareto fronts say, its bound must never pass the optimum, and the answers it leads to must
+# match an independent solver on the batches it was built for (near-equal lengths) and on others.
+
+both_groups = st.lists(st.sampled_from(SERVER_KINDS), max_size=4).map(lambda f: (*f, "VP", "M"))
+
+
+@given(batches, both_groups)
+def test_knapsack_table_and_fronts_give_the_same_bound_and_shares(requests, fleet):
+    from minilb.optimal import (
+        _Batch,
+        _greedy_makespan,
+        _KnapsackFront,
+        _KnapsackTable,
+        _relaxed_optimum,
+    )
+
+    batch = _Batch(requests, fleet)
+    largest, low = _greedy_makespan(batch), _relaxed_optimum(batch)
+    table, fronts = _KnapsackTable(batch, largest), _KnapsackFront(batch, largest)
+    assert fronts.fronts is not None, "a batch this small must fit in the fronts' memory cap"
+    assert table.bound(low) == fronts.bound(low)
+    for target in range(table.bound(low), min(largest, table.bound(low) + 3) + 1):
+        listed = [sorted(map(sorted, k.shares(target, max_steps=10**6))) for k in (table, fronts)]
+        assert listed[0] == listed[1], f"shares within {target}"
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(REQUEST_TYPES), st.integers(1, 30)), min_size=1, max_size=8),
+    both_groups,
+)
+def test_knapsack_bound_never_exceeds_the_optimum(requests, fleet):
+    from minilb.optimal import _Batch, _greedy_makespan, _KnapsackTable, _relaxed_optimum
+
+    batch = _Batch(requests, fleet)
+    bound = _KnapsackTable(batch, _greedy_makespan(batch)).bound(_relaxed_optimum(batch))
+    assert _relaxed_optimum(batch) <= bound <= brute_force(requests, fleet)
+
+
+def test_the_knapsack_bound_beats_the_relaxation_on_near_equal_batches():
+    """The batches the table was built for: dozens of near-equal requests, where requests that
+    stay whole push the optimum well above step 1's bound; the table's bound sees most of it."""
+    from minilb.optimal import _Batch, _greedy_makespan, _KnapsackTable, _relaxed_optimum
+
+    for seed in range(3):
+        requests = near_equal_batch(random.Random(f"near {seed}"), 60)
+        batch = _Batch(requests, DEFAULT_FLEET)
+        relaxed = _relaxed_optimum(batch)
+        bound = _KnapsackTable(batch, _greedy_makespan(batch)).bound(relaxed)
+        optimum = optimal_makespan(requests)[0]
+        assert relaxed < bound <= optimum
+        assert optimum - bound < (optimum - relaxed) / 4
+
+
+near_equal_fleets = st.sampled_from(
+    [DEFAULT_FLEET, ("VP", "M", "M", "VP"), ("VP", "VP", "M", "M"), ("VP",) * 4 + ("M",)]
+)
+
+
+@settings(max_examples=40)
+@given(
+    st.integers(6, 24).flatmap(
+        lambda size: st.lists(
+            st.tuples(st.sampled_from(REQUEST_TYPES), st.integers(100, 110)),
+            min_size=size,
+            max_size=size,
+        )
+    ),
+    near_equal_fleets,
+)
+def test_random_near_equal_batches_match_cp_sat(requests, fleet):
+    cp_sat = solve_cp_sat(requests, fleet, time_limit=60)
+    assert cp_sat.proven_optimal
+    check_optimum(requests, fleet, cp_sat.makespan)
+
+
+@settings(max_examples=40)
+@given(
+    st.lists(st.tuples(st.sampled_from(REQUEST_TYPES), st.integers(1, 100)), max_size=20),
+    near_equal_fleets,
+)
+def test_random_batches_match_highs(requests, fleet):
+    highs = solve_highs(requests, fleet, time_limit=60)
+    assert highs.proven_optimal
+    check_optimum(requests, fleet, highs.makespan)

@@ -49,9 +49,17 @@ def optimal_makespan(
     if not batch.jobs:
         return 0, []
     impossible_below = _relaxed_optimum(batch)  # step 1: no smaller makespan exists
+    quick = _quick_dive(batch, impossible_below)  # step 2, briefly: it often meets the bound
+    if quick is not None:
+        return batch.makespan(quick), quick
+    # Otherwise step 3 at once: requests stay whole in its knapsack, so its bound is often
+    # higher, and its shares of the M group settle each makespan quickly.
+    patient = len(batch.groups) == 2
+    if patient:
+        batch.knapsack = _knapsack(batch, _greedy_makespan(batch))
+        impossible_below = batch.knapsack.bound(impossible_below)
     best, best_makespan = None, 0
     target, jump = impossible_below, 1
-    patient = False  # step 3: set once a quick search has run long
     while best is None or impossible_below < best_makespan:
         try:
             assignment = _decide(batch, target, patient)
@@ -86,25 +94,30 @@ def optimal_makespan(
 #    ``max(largest fastest time, total fastest time / servers)``. Two of the ``servers + 1``
 #    longest requests must share a server, which gives one more bound.
 # 2. **Search.** Ask: can every request be placed so that no server finishes after ``T``? First
-#    for ``T`` = the lower bound (usually the answer is yes, and we are done), then for ``T + 1``,
-#    ``T + 3``, ``T + 7``, ... until one fits, then by binary search between the largest ``T``
-#    known to be impossible and the best makespan found so far. Each question is a depth-first
-#    search that places the longest request first, trying first the server kind
-#    that is fastest for it and the fullest server with room left (best fit). It cuts a branch as
-#    soon as:
+#    for ``T`` = the lower bound, in one quick dive of a couple of steps per request (usually the
+#    answer is yes, and we are done). Otherwise from the best bound known (step 3's, when the
+#    fleet has both groups): ``T``, ``T + 1``, ``T + 3``, ``T + 7``, ... until one fits, then by
+#    binary search between the largest ``T`` known to be impossible and the best makespan found
+#    so far. Each question is a depth-first search that places the longest request first,
+#    trying first the server kind that is fastest for it and the fullest server with room left
+#    (best fit). It cuts a branch as soon as:
 #    - the remaining requests cannot fit in the remaining room even when cut (step 1), counting on
 #      each server only the room that some subset of the remaining requests can fill exactly;
 #    - an identical server (same kind, same load) was already tried: the subtrees are mirror images;
 #    - the same situation (same depth, same loads up to swapping identical servers) already failed.
-# 3. **A stronger check for stubborn cases.** Most searches succeed within a few steps per request.
-#    When one runs long, ``T`` may be impossible for a reason step 1 ignores: requests cannot be
-#    cut. From then on each ``T`` goes through a knapsack: keep requests whole but merge each
-#    group's servers into one; which requests should the M group take (within its time) to save
-#    the VP group enough? Built once per batch as Pareto fronts, it rules a ``T`` out at once,
-#    or lists every share of the M group that saves enough (near the optimum there are few).
-#    Each share is then checked group by group: one server by its sum, two identical servers
-#    by a subset sum (a bitset, or for huge lengths meeting in the middle), more by step 2's
-#    search. Only when the shares cannot settle ``T`` does the whole-fleet search run unlimited.
+# 3. **A stronger check for stubborn cases.** When the dive fails, ``T`` may be impossible for
+#    a reason step 1 ignores: requests cannot be cut. Then each ``T`` goes through a knapsack:
+#    keep requests whole but merge each group's servers into one; which requests should the M
+#    group take (within its time) to save the VP group enough? Built once per batch, at once
+#    after the dive, it rules a ``T`` out at once, or lists every share of the M group that
+#    saves enough (near the optimum there are few); its smallest allowed ``T`` is a lower bound
+#    too, often well above step 1's when requests are long next to the makespan (dozens of
+#    near-equal requests). Where loads are small it is a table over every M time, a few numpy
+#    operations per request; for huge lengths it keeps Pareto fronts. (A fleet of one kind has
+#    no knapsack: its searches get twenty steps per request, then as many as they need.) Each
+#    share is then checked group by group: one server by its sum, two identical servers by a
+#    subset sum (a bitset, or for huge lengths meeting in the middle), more by step 2's search.
+#    Only when the shares cannot settle ``T`` does the whole-fleet search run unlimited.
 #
 # The search is exponential in the worst case (the problem is NP-hard, like bin packing), but the
 # bounds are tight on almost every instance, so a large batch is usually solved by a search that
@@ -118,11 +131,15 @@ _M_SERVER_PREFERENCE = sorted(REQUEST_TYPES, key=lambda t: FACTORS["M"][t] / FAC
 _EPSILON = 1e-6
 # A quick search gets this many steps per request before the stronger check is worth its cost.
 _QUICK_TRY_STEPS = 20
+# The first search, at step 1's bound, gets fewer: it usually succeeds in one straight dive.
+_DIVE_STEPS = 2
 # Memory caps, so that huge lengths or stubborn searches cannot exhaust the machine: failed
 # situations remembered (about 70 bytes each), bits of subset-sum bitsets, knapsack choices
 # remembered (about 70 bytes each).
 _MAX_SITUATIONS = 1_000_000
 _MAX_FRONT_POINTS = 1_000_000
+# Cells of step 3's knapsack table (4 or 8 bytes each); beyond it the knapsack keeps Pareto fronts.
+_MAX_TABLE_CELLS = 4_000_000
 _MAX_BITSET_BITS = 1 << 28
 # The search's pruning reads its bitsets at every step: beyond this size that costs more than
 # the pruning saves.
@@ -146,7 +163,7 @@ class _Batch:
         self.fastest = [min(self.time[kind][i] for kind in self.groups) for i in range(len(self))]
         # A server's load is a sum of processing times on its kind, so a multiple of their gcd.
         self.step = {kind: gcd(*self.time[kind]) for kind in self.groups}
-        self.knapsack: _KnapsackFront | None = None  # step 3's, built when first needed
+        self.knapsack: _Knapsack | None = None  # step 3's, built when first needed
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -237,40 +254,21 @@ def _greedy_makespan(batch: _Batch) -> int:
     return max(loads)
 
 
-class _KnapsackFront:
+class _Knapsack:
     """Step 3: requests stay whole, only each group's servers are merged into one big server.
     Then the M group should take requests that save the VP group enough time: a knapsack.
 
-    Instead of a table over every load, which huge lengths make far too big, it keeps for each
-    prefix of the requests the Pareto-optimal choices only (Nemhauser and Ullmann): pairs (M
-    time, VP time saved) sorted by M time with the saving strictly growing, so that a choice
-    that takes more M time and saves no more is dropped. Built once for makespans up to
-    ``largest``; reading the fronts backwards lists every choice that saves enough.
+    ``can_save(prefix, room, needed)`` answers: can some of the first ``prefix`` requests (in
+    ``order``) save ``needed`` VP time within ``room`` M time? Two ways to answer it follow: a
+    table over every M time when that is small, Pareto fronts when lengths are huge. Built once
+    for makespans up to ``largest``; reading it backwards lists every choice that saves enough.
     """
 
     def __init__(self, batch: _Batch, largest: int) -> None:
         self.batch, self.largest = batch, largest
         m_time, vp_time = batch.time["M"], batch.time["VP"]
-        room, least_saving = self.room_and_saving(largest)
-        still = sum(vp_time)  # VP time of the requests not yet considered
         # Least useful first, so that the best requests are decided first when reading back.
         self.order = sorted(range(len(batch)), key=lambda i: -m_time[i] / vp_time[i])
-        front = [(0, 0)]
-        self.fronts: list[tuple[list[int], list[int]]] | None = [([0], [0])]  # per prefix
-        stored = 1
-        for i in self.order:
-            still -= vp_time[i]
-            with_i = [(w + m_time[i], v + vp_time[i]) for w, v in front]
-            candidates, front = sorted(front + with_i), []
-            for w, v in candidates:
-                # Too much M time, or saving too little even with every later request: useless.
-                if w <= room and v + still >= least_saving and (not front or v > front[-1][1]):
-                    front.append((w, v))
-            self.fronts.append(([w for w, _ in front], [v for _, v in front]))
-            stored += len(front)
-            if stored > _MAX_FRONT_POINTS:  # too many to remember: step 3 cannot help
-                self.fronts = None
-                return
 
     def room_and_saving(self, target: int) -> tuple[int, int]:
         """The merged M group's time within ``target``, and the VP time it must take over."""
@@ -279,18 +277,30 @@ class _KnapsackFront:
         return kinds.count("M") * per_server["M"], needed
 
     def can_save(self, prefix: int, room: int, needed: int) -> bool:
-        """Can some of the first ``prefix`` requests save ``needed`` within ``room`` M time?"""
-        weights, savings = self.fronts[prefix]  # type: ignore[index]
-        best = bisect_right(weights, room) - 1
-        return best >= 0 and savings[best] >= needed
+        raise NotImplementedError  # each way of keeping the knapsack answers it
+
+    def fits(self, target: int) -> bool:
+        """Can the M group take whole requests within ``target`` that save the VP group enough?"""
+        return self.can_save(len(self.order), *self.room_and_saving(target))
+
+    def bound(self, low: int) -> int:
+        """The smallest makespan from ``low`` up to ``largest`` that the knapsack allows: a
+        lower bound as valid as step 1's (it only merges servers), and tighter when requests
+        are long next to the makespan, because it never cuts one."""
+        high = self.largest  # the greedy schedule fits, so its makespan passes
+        while low < high:
+            middle = (low + high) // 2
+            if self.fits(middle):
+                high = middle
+            else:
+                low = middle + 1
+        return low
 
     def shares(self, target: int, max_steps: int) -> Iterator[list[int]]:
         """Every set of requests that the M group can take within ``target`` while saving
-        enough, best requests first. Every step leads to one (a front says so before each), so
-        near the optimum, where there are few, listing them is quick; raises
+        enough, best requests first. Every step leads to one (``can_save`` says so before
+        each), so near the optimum, where there are few, listing them is quick; raises
         ``_SearchTooLong`` after ``max_steps`` steps."""
-        if self.fronts is None:
-            raise _SearchTooLong
         m_time, vp_time = self.batch.time["M"], self.batch.time["VP"]
         stack = [(len(self.order), *self.room_and_saving(target), [])]
         while stack:
@@ -309,6 +319,98 @@ class _KnapsackFront:
                 stack.append((prefix - 1, room_left, still_needed, [*chosen, i]))
 
 
+class _KnapsackTable(_Knapsack):
+    """The knapsack as a table: row ``prefix``, column ``room`` holds the most VP time that
+    some of the first ``prefix`` requests can save within ``room`` M time (up to the room at
+    ``largest``). Each row is the row before, or the row before shifted right by the next
+    request's M time plus its VP time, whichever is larger: a few numpy operations per
+    request, where the Pareto fronts below cost a Python step per choice they keep."""
+
+    def __init__(self, batch: _Batch, largest: int) -> None:
+        import numpy as np  # here, not at the top: only this table needs it, and it loads slowly
+
+        super().__init__(batch, largest)
+        m_time, vp_time = batch.time["M"], batch.time["VP"]
+        self.room = room = self.room_and_saving(largest)[0]
+        # One block of memory, in 4-byte cells when the savings fit: half the memory to touch.
+        cell = np.int32 if sum(vp_time) < 2**31 else np.int64
+        self.rows = np.empty((len(batch) + 1, room + 1), dtype=cell)
+        self.rows[0] = 0  # no request: nothing saved
+        for prefix, i in enumerate(self.order):
+            before, row, m = self.rows[prefix], self.rows[prefix + 1], m_time[i]
+            if m > room:  # request i never fits on the M group
+                row[:] = before
+                continue
+            row[:m] = before[:m]  # too little room for request i
+            np.maximum(before[m:], before[: room + 1 - m] + vp_time[i], out=row[m:])
+
+    @staticmethod
+    def small_enough(batch: _Batch, largest: int) -> bool:
+        room = batch.kinds.count("M") * batch.capacity(largest)["M"]
+        return (len(batch) + 1) * (room + 1) <= _MAX_TABLE_CELLS
+
+    def can_save(self, prefix: int, room: int, needed: int) -> bool:
+        return room >= 0 and int(self.rows[prefix][min(room, self.room)]) >= needed
+
+
+class _KnapsackFront(_Knapsack):
+    """The knapsack for huge lengths, where a table over every M time would be far too big:
+    for each prefix of the requests only the Pareto-optimal choices (Nemhauser and Ullmann):
+    pairs (M time, VP time saved) sorted by M time with the saving strictly growing, so that
+    a choice that takes more M time and saves no more is dropped."""
+
+    def __init__(self, batch: _Batch, largest: int) -> None:
+        super().__init__(batch, largest)
+        m_time, vp_time = batch.time["M"], batch.time["VP"]
+        room, least_saving = self.room_and_saving(largest)
+        still = sum(vp_time)  # VP time of the requests not yet considered
+        front = [(0, 0)]
+        self.fronts: list[tuple[list[int], list[int]]] | None = [([0], [0])]  # per prefix
+        stored = 1
+        for i in self.order:
+            still -= vp_time[i]
+            with_i = [(w + m_time[i], v + vp_time[i]) for w, v in front]
+            candidates, front = sorted(front + with_i), []
+            for w, v in candidates:
+                # Too much M time, or saving too little even with every later request: useless.
+                if w <= room and v + still >= least_saving and (not front or v > front[-1][1]):
+                    front.append((w, v))
+            self.fronts.append(([w for w, _ in front], [v for _, v in front]))
+            stored += len(front)
+            if stored > _MAX_FRONT_POINTS:  # too many to remember: step 3 cannot help
+                self.fronts = None
+                return
+
+    def can_save(self, prefix: int, room: int, needed: int) -> bool:
+        weights, savings = self.fronts[prefix]  # type: ignore[index]
+        best = bisect_right(weights, room) - 1
+        return best >= 0 and savings[best] >= needed
+
+    def bound(self, low: int) -> int:
+        return low if self.fronts is None else super().bound(low)
+
+    def shares(self, target: int, max_steps: int) -> Iterator[list[int]]:
+        if self.fronts is None:
+            raise _SearchTooLong
+        return super().shares(target, max_steps)
+
+
+def _knapsack(batch: _Batch, largest: int) -> _Knapsack:
+    """Step 3's knapsack for makespans up to ``largest``, kept the cheaper way."""
+    if _KnapsackTable.small_enough(batch, largest):
+        return _KnapsackTable(batch, largest)
+    return _KnapsackFront(batch, largest)
+
+
+def _quick_dive(batch: _Batch, target: int) -> list[int] | None:
+    """Step 2 with a few steps per request: an assignment within ``target``, or None when
+    none turned up that fast (which proves nothing)."""
+    try:
+        return _fit_within(batch, target, max_steps=_DIVE_STEPS * len(batch))
+    except _SearchTooLong:
+        return None
+
+
 def _decide(batch: _Batch, target: int, patient: bool) -> list[int] | None:
     """An assignment with a makespan of at most ``target``, or None if there is none.
 
@@ -321,7 +423,7 @@ def _decide(batch: _Batch, target: int, patient: bool) -> list[int] | None:
     if len(batch.groups) == 1:
         return _fit_within(batch, target)
     if batch.knapsack is None or batch.knapsack.largest < target:
-        batch.knapsack = _KnapsackFront(batch, max(target, _greedy_makespan(batch)))
+        batch.knapsack = _knapsack(batch, max(target, _greedy_makespan(batch)))
     undecided = False
     try:
         for on_m in batch.knapsack.shares(target, max_steps=_MAX_SHARE_STEPS):

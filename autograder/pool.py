@@ -31,23 +31,38 @@ class Interrupted(Exception):
         self.signum = signum
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
-def stopped_by_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM raise ``Interrupted`` here, in the main thread, while inside."""
+def _stop_signals_handled_by(handler: Callable | int) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` while inside, then to what handled them before (a
+    disposition left at "ignore" would be inherited by every program the caller starts). Only
+    the main thread may set handlers: elsewhere this changes nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {number: signal.signal(number, handler) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def stopped_by_signals() -> contextlib.AbstractContextManager[None]:
+    """SIGINT and SIGTERM raise ``Interrupted`` here, in the main thread, while inside."""
 
     def stop(signum: int, frame: object) -> None:
         raise Interrupted(signum)
 
-    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT,
-                                                                    signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    return _stop_signals_handled_by(stop)
+
+
+def signals_ignored() -> contextlib.AbstractContextManager[None]:
+    """SIGINT and SIGTERM ignored while inside (a clean-up that a second Ctrl-C must not cut
+    short)."""
+    return _stop_signals_handled_by(signal.SIG_IGN)
 
 
 def _worker_started() -> None:
@@ -118,10 +133,9 @@ def _one_pool(task: Callable[..., T], jobs: list[tuple[object, tuple]], workers:
             except Exception as error:  # noqa: BLE001  (say so for this one, go on)
                 result = failed(item, error)
             yield item, result
-    except BaseException:
-        for number in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut
-            signal.signal(number, signal.SIG_IGN)        # the clean-up short
-        _stop_pool(pool)
+    except BaseException:  # Ctrl-C, SIGTERM, or the caller stopped reading (GeneratorExit)
+        with signals_ignored():  # a second Ctrl-C must not cut the clean-up short
+            _stop_pool(pool)
         raise
     pool.shutdown(wait=True)
     return lost

@@ -1,8 +1,10 @@
 """Class grading: layouts, the real rubric end to end, outputs, idempotence and resuming."""
 
+import contextlib
 import csv
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -149,6 +151,17 @@ def test_a_worker_that_dies_costs_only_its_own_job():
     jobs = [(number, (number,)) for number in range(6)]
     finished = dict(run_in_pools(_dies_on_three, jobs, 2, lambda item, error: "failed"))
     assert finished == {0: 0, 1: 10, 2: 20, 3: "failed", 4: 40, 5: 50}
+
+
+def test_a_class_run_stopped_early_leaves_ctrl_c_as_it_found_it():
+    # The pool ignores SIGINT and SIGTERM while it stops its workers; left ignored, every
+    # program the caller starts afterwards would ignore Ctrl-C too (it did, in the demo tests).
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    jobs = [(number, (number,)) for number in range(6)]
+    with contextlib.closing(run_in_pools(_dies_on_three, jobs, 2, lambda i, e: "failed")) as run:
+        next(run)  # the caller stops reading: GeneratorExit stops the pool
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert before[0] is signal.default_int_handler  # control: the handler we expect to keep
 
 
 class _Broken:

@@ -217,6 +217,7 @@ def gradescope_final_scores(course: Path, tmp_path: Path, lessons: list[str]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # beside six burners on a machine already busy: a generous net
 @pytest.mark.parametrize("busy", [False, True], ids=["idle", "beside-six-cpu-burners"])
 def test_a_deleted_cell_an_older_notebook_and_late_work_score_alike_on_every_path(tmp_path, busy):
     lessons = ["01_cost_matrix", "02_greedy_balancing"]

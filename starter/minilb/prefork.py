@@ -284,8 +284,9 @@ class RelayWorker:
             self.selector.unregister(self.parent)
             return False
         token, request, reply_timeout, client_family, backend_family = HANDOVER.unpack_from(message)
-        # Told the families, ``socket`` need not ask the kernel about each descriptor; told
-        # SOCK_NONBLOCK, it knows what the parent set (both are), without a syscall to set it.
+        # Told the families, ``socket`` need not ask the kernel for each descriptor's kind (it
+        # still checks each is a socket, a getsockname); told SOCK_NONBLOCK, it knows what the
+        # parent set (both are non-blocking), without a syscall to set it again.
         kind = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
         client = socket.socket(client_family, kind, 0, fds[0])
         backend = socket.socket(backend_family, kind, 0, fds[1])

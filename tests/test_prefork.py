@@ -11,6 +11,7 @@ from background import in_background
 from test_balancer import always_first, children_of, wait_for, zombies_of
 from test_demo import processes_mentioning
 
+from minilb import prefork
 from minilb.client import CLASSIC_WORKLOADS, parse_workload, send_bytes, send_request
 from minilb.cluster import Cluster, fork_process, stop_process
 from minilb.protocol import encode_request, open_listener
@@ -159,3 +160,35 @@ def test_demo_with_prefork_runs_and_leaves_no_process(tmp_path):
     refused = subprocess.run([*command, "--persistent"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr == "minilb demo: error: --prefork and --persistent cannot be combined\n"
+
+
+def test_the_parent_sends_on_a_backend_connection_still_under_way(monkeypatch):
+    # A listener whose accept queue is full drops the next SYN (the kernel retries it about a
+    # second later), so the non-blocking connect is still under way when the 2 bytes are due.
+    monkeypatch.setattr(prefork, "CONNECT_TIMEOUT", 30.0)  # generous: the retry takes ~1 s
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        address = listener.getsockname()
+        with socket.create_connection(address, timeout=5):  # fills the queue
+            sender, result = in_background(
+                prefork._connect_and_send, address, socket.AF_INET, b"V1"
+            )
+            listener.accept()[0].close()  # frees the queue: the retried SYN gets in
+            listener.settimeout(30)
+            served, _ = listener.accept()
+            sender.join()
+            with served, result["value"] as backend:
+                served.settimeout(30)
+                assert served.recv(2) == b"V1"
+                assert backend.gettimeout() == 0.0  # handed to a worker non-blocking
+
+
+def test_a_refused_backend_connection_raises_and_leaks_nothing():
+    listener = open_listener()
+    address = listener.getsockname()[:2]
+    listener.close()  # nobody listens there any more
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError):
+        prefork._connect_and_send(address, socket.AF_INET, b"V1")
+    assert len(os.listdir("/proc/self/fd")) == before

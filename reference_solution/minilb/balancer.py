@@ -130,6 +130,7 @@ class Balancer:
         self.next_id = 0
         self.ready: deque[tuple[socket.socket, Request]] = deque()  # waiting for a free slot
         self.stopping = False
+        self.children_to_reap = True  # set by SIGCHLD (and once at start, to be sure)
         model: type[ConnectionModel] = PerRequestConnections
         if persistent:
             model = PersistentConnections
@@ -152,7 +153,7 @@ class Balancer:
         os.set_blocking(self.wakeup_write, False)
         # A signal only sets a flag; the byte written to the wakeup pipe interrupts select().
         signal.set_wakeup_fd(self.wakeup_write)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGCHLD, self._on_child_signal)
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         self.selector = selectors.DefaultSelector()
@@ -188,6 +189,9 @@ class Balancer:
             return  # Ctrl-C reaches the whole process group: the parent lets children finish
         self.stopping = True
 
+    def _on_child_signal(self, _signum: int, _frame: object) -> None:
+        self.children_to_reap = True  # a child has ended: reap it in this round of the loop
+
     def _idle(self) -> bool:
         return not (self.intake.arriving or self.ready or self.connections.in_flight())
 
@@ -196,7 +200,9 @@ class Balancer:
         self.intake.accept_while(not self.stopping and not busy)
         for key, _ in self.selector.select(self.intake.seconds_to_next_deadline()):
             key.data(key.fileobj)  # each registered socket's handler
-        self._reap_children()
+        if self.children_to_reap:  # only then: a wait4 per round would be a syscall per request
+            self.children_to_reap = False  # first: a child ending meanwhile sets it again
+            self._reap_children()
         self.intake.expire_slow_clients()
         while self.ready and self.connections.in_flight() < self.max_children:
             client, request = self.ready.popleft()

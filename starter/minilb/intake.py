@@ -61,22 +61,31 @@ class Intake:
                 print(f"minilb balancer: accept failed: {error}", file=sys.stderr, flush=True)
                 return
             client.setblocking(False)
-            self.arriving[client] = (b"", time.monotonic() + self.read_timeout)
-            self.selector.register(client, selectors.EVENT_READ, self._read)
+            # A client sends its 2 bytes right after connecting, so by the time the balancer
+            # accepts they are usually there: read them now. That saves a round of the event
+            # loop, and registering the client with the selector only to unregister it.
+            self._take(client, b"", time.monotonic() + self.read_timeout)
 
     def _read(self, client: socket.socket) -> None:
+        """The selector's handler: more bytes (or the end) from a client still arriving."""
         data, deadline = self.arriving[client]
+        self._take(client, data, deadline)
+
+    def _take(self, client: socket.socket, data: bytes, deadline: float) -> None:
+        """Read what ``client`` has sent after ``data``: a whole request goes on, a part waits
+        (registered with the selector until ``deadline``), anything else is refused."""
         try:
             chunk = client.recv(64)
         except (BlockingIOError, InterruptedError):
-            return
+            chunk = None  # nothing yet
         except OSError:
             chunk = b""
-        data += chunk
-        if chunk and len(data) < REQUEST_SIZE:
-            self.arriving[client] = (data, deadline)  # a dripping client: wait for the rest
+        if chunk is None or (chunk and len(data + chunk) < REQUEST_SIZE):
+            self._wait_for_more(client, data + (chunk or b""), deadline)
             return
-        self._forget(client)
+        data += chunk
+        if client in self.arriving:
+            self._forget(client)
         if not data:
             client.close()  # connected and left without a word
             return
@@ -90,6 +99,13 @@ class Intake:
             self.on_bad(client, str(error), data)
             return
         self.on_request(client, request)
+
+    def _wait_for_more(self, client: socket.socket, data: bytes, deadline: float) -> None:
+        """A client whose request is not complete yet (a slow or dripping one): wait for the
+        rest without blocking anybody else."""
+        if client not in self.arriving:
+            self.selector.register(client, selectors.EVENT_READ, self._read)
+        self.arriving[client] = (data, deadline)
 
     def expire_slow_clients(self) -> None:
         now = time.monotonic()

@@ -24,6 +24,7 @@ A worker that dies is replaced at once; its requests in flight get ``ERR``. ``--
 ``--persistent`` is refused: that model already keeps one long-lived child per server.
 """
 
+import errno
 import gc
 import os
 import selectors
@@ -37,10 +38,10 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from minilb.connections import (
+    CONNECT_TIMEOUT,
     Flight,
     PerRequestConnections,
     address_family,
-    connect,
     live_as_a_long_lived_child,
 )
 from minilb.protocol import REQUEST_SIZE, close_with, encode_request
@@ -107,15 +108,14 @@ class PreforkConnections(PerRequestConnections):
                 flight.client.close()
 
     def send(self, flight: Flight) -> None:
-        backend = connect(self.balancer.backends[flight.server].address)
-        try:
-            backend.sendall(encode_request(flight.request))
-        except OSError:
-            backend.close()
-            raise
+        request = encode_request(flight.request)
+        backend = _connect_and_send(
+            self.balancer.backends[flight.server].address, self.backend_families[flight.server],
+            request,
+        )  # fmt: skip
         self.next_token += 1
         message = HANDOVER.pack(
-            self.next_token, encode_request(flight.request), flight.reply_timeout,
+            self.next_token, request, flight.reply_timeout,
             self.client_family, self.backend_families[flight.server],
         ) + flight.log_prefix  # fmt: skip
         fds = [flight.client.fileno(), backend.fileno()]
@@ -137,24 +137,32 @@ class PreforkConnections(PerRequestConnections):
     def in_flight(self) -> int:
         return sum(len(worker.flights) for worker in self.workers.values())
 
-    def _heard(self, worker: _Worker, sock: socket.socket) -> None:
-        while True:  # every report so far, without waiting for more
-            try:
-                message = sock.recv(4096)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                message = b""
-            if not message:  # the worker is gone: child_exited deals with it once reaped
-                self._forget(sock)
-                return
-            for token, outcome in REPORT.iter_unpack(message):
-                flight = worker.flights.pop(token)
-                if outcome == ANSWERED:
-                    flight.client.close()  # the worker has answered it
-                else:
-                    self.balancer.mark_down(flight.server)
-                    self.balancer.retry_or_fail(flight)
+    def _heard(self, worker: _Worker, sock: socket.socket) -> bool:
+        """Act on one message of reports (a worker sends all of a round's reports in one);
+        whether there was one. One read per call: the selector is level-triggered, so a message
+        left unread calls this again, and no read is spent only to learn there is no more."""
+        try:
+            message = sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            message = b""
+        if not message:  # the worker is gone: child_exited deals with it once reaped
+            self._forget(sock)
+            return False
+        for token, outcome in REPORT.iter_unpack(message):
+            flight = worker.flights.pop(token)
+            if outcome == ANSWERED:
+                flight.client.close()  # the worker has answered it
+            else:
+                self.balancer.mark_down(flight.server)
+                self.balancer.retry_or_fail(flight)
+        return True
+
+    def _heard_everything(self, worker: _Worker) -> None:
+        """Every report a worker sent before it died (``_heard`` reads one message)."""
+        while self._heard(worker, worker.sock):
+            pass
 
     def child_exited(self, pid: int, exit_code: int) -> None:
         worker = self.workers.get(pid)
@@ -163,7 +171,7 @@ class PreforkConnections(PerRequestConnections):
         if not self.balancer.stopping:  # first: a retry below may need a worker (and the new
             self._start_worker()  # one must close its copies of the dead one's clients too)
         del self.workers[pid]
-        self._heard(worker, worker.sock)  # what it said before it died still counts
+        self._heard_everything(worker)  # what it said before it died still counts
         self._forget(worker.sock)
         worker.sock.close()
         for flight in worker.flights.values():
@@ -183,6 +191,32 @@ class PreforkConnections(PerRequestConnections):
             except ChildProcessError:
                 pass
         self.workers.clear()
+
+
+def _connect_and_send(address: tuple[str, int], family: int, request: bytes) -> socket.socket:
+    """A new connection to ``address``, non-blocking, on which ``request`` has been sent.
+
+    Three syscalls where ``connect`` with a timeout then ``sendall`` take seven (a timeout makes
+    Python poll before each call and ask for the connect's outcome). A non-blocking connect
+    returns at once; on loopback the handshake is already done by then, so the 2 bytes go out
+    at once too. Only a connection still under way (a server across a network) is waited for,
+    as ``connect`` would; a refused one raises here as it would there (``OSError``).
+    """
+    backend = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+    try:
+        error = backend.connect_ex(address)
+        if error not in (0, errno.EINPROGRESS):
+            raise OSError(error, os.strerror(error))
+        try:
+            backend.send(request)  # 2 bytes: a new connection's send buffer takes them whole
+        except BlockingIOError:  # still connecting
+            backend.settimeout(CONNECT_TIMEOUT)
+            backend.sendall(request)  # waits until the connection is open (or fails)
+            backend.setblocking(False)
+    except OSError:
+        backend.close()
+        raise
+    return backend
 
 
 def _hand_over(sock: socket.socket, message: bytes, fds: list[int]) -> None:
@@ -250,12 +284,14 @@ class RelayWorker:
             self.selector.unregister(self.parent)
             return False
         token, request, reply_timeout, client_family, backend_family = HANDOVER.unpack_from(message)
-        # Told the families, ``socket`` need not ask the kernel about each descriptor.
-        client = socket.socket(client_family, socket.SOCK_STREAM, 0, fds[0])
-        backend = socket.socket(backend_family, socket.SOCK_STREAM, 0, fds[1])
+        # Told the families, ``socket`` need not ask the kernel for each descriptor's kind (it
+        # still checks each is a socket, a getsockname); told SOCK_NONBLOCK, it knows what the
+        # parent set (both are non-blocking), without a syscall to set it again.
+        kind = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+        client = socket.socket(client_family, kind, 0, fds[0])
+        backend = socket.socket(backend_family, kind, 0, fds[1])
         deadline = time.monotonic() + reply_timeout
         self.relays[token] = _Relay(client, backend, request, deadline, message[HANDOVER.size :])
-        backend.setblocking(False)
         self._from_backend(token)  # the echo may be there already: no round of waiting
         if token in self.relays:
             self.selector.register(backend, selectors.EVENT_READ, token)

@@ -13,6 +13,12 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
+# A test run started in the background by a non-interactive shell (`make test &` in a script)
+# inherits SIGINT ignored, and so would every program the tests start: the Ctrl-C tests need
+# what a terminal gives, Python's own handler.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 @pytest.fixture(autouse=True)
 def _stop_signals_left_as_found():

@@ -16,6 +16,7 @@ the test's private mount namespace ``/root`` is replaced by a directory holding 
 ``.pyenv``, as Gradescope's ``/usr/bin/python3`` is reachable by every user.)
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -98,15 +99,19 @@ def venv310(gradescope_root: Path) -> Path:
     requirements = gradescope_root / "source" / "requirements.txt"
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
     venv = Path(tempfile.gettempdir()) / f"minilb-gradescope-py310-{digest}"
-    if not (venv / "ready").exists():
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([str(PYTHON310[-1] / "bin" / "python3.10"), "-m", "venv", str(venv)],
-                       check=True)
-        done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r",
-                               str(requirements)], capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"pip could not install the requirements: {done.stderr[-300:]}")
-        (venv / "ready").touch()
+    # Two xdist workers may want it at once (this module and test_three_paths): one builds it
+    # while the other waits on the lock, or pip's files collide.
+    with open(f"{venv}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / "ready").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([str(PYTHON310[-1] / "bin" / "python3.10"), "-m", "venv",
+                            str(venv)], check=True)
+            done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r",
+                                   str(requirements)], capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.fail(f"pip could not install the zip's requirements: {done.stderr[-300:]}")
+            (venv / "ready").touch()
     venv.chmod(0o755)
     return venv
 

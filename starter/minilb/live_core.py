@@ -20,7 +20,7 @@ import itertools
 import os
 import signal
 import socket
-import threading
+from collections import deque
 from collections.abc import Callable
 
 from minilb import network
@@ -32,8 +32,9 @@ from minilb.protocol import REQUEST_SIZE, close_with
 CORE = ("recv_exactly", "spawn_relay_child", "reap_children")  # what the balancer calls
 
 _relay_ids = itertools.count(-1, -1)
-_ended: dict[int, int] = {}  # relay id -> exit code, until collected
-_ended_lock = threading.Lock()
+# (relay id, exit code) of each relay that ended, until collected; a deque's append and
+# popleft are safe from several threads at once, so no lock is needed.
+_ended: deque[tuple[int, int]] = deque()
 
 
 def read_reply(sock: socket.socket, size: int, timeout: float) -> bytes:
@@ -53,6 +54,10 @@ def spawn_relay_thread(
     on_reply: Callable[[bytes], None] | None = None,
 ) -> int:
     """Relay the reply on ``backend`` to ``client`` in a new thread; the relay's id (< 0)."""
+    # Imported here, not at the top: importing threading registers an at-fork hook, Python code
+    # that would run in every child the forking balancer forks (this module is loaded there).
+    import threading
+
     relay_id = next(_relay_ids)
     thread = threading.Thread(
         target=_relay, args=(relay_id, client, backend, timeout, on_reply), daemon=True
@@ -81,17 +86,17 @@ def _relay(
         exit_code = 1  # like a relay child that fails: the client is not answered
     finally:
         backend.close()
-        with _ended_lock:
-            _ended[relay_id] = exit_code
+        _ended.append((relay_id, exit_code))
         # A signal wakes the balancer's loop at once, as a child's exit (SIGCHLD) would.
         os.kill(os.getpid(), signal.SIGCHLD)
 
 
 def collect_relay_threads() -> dict[int, int]:
     """``{relay id: exit code}`` of the relays that ended since the last call."""
-    with _ended_lock:
-        ended = dict(_ended)
-        _ended.clear()
+    ended = {}
+    while _ended:
+        relay_id, exit_code = _ended.popleft()
+        ended[relay_id] = exit_code
     return ended
 
 

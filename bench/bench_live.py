@@ -3,7 +3,8 @@
 1. Zero-cost requests (``unit = 0``) at concurrency 1 and 16, on five paths: one server reached
    directly, the default balancer (a fork per request), ``--persistent``, ``--prefork N`` and
    HAProxy (TCP mode, leastconn). For each: requests/s, CPU per request (the serving process,
-   its children alive and its children reaped) and the p50 latency it adds to the direct path.
+   its children alive and its children reaped), the p50 latency it adds to the direct path and
+   the minor page faults per request (copy-on-write, mostly: what a fork per request costs).
    The paths take turns in short rounds, so a change in the machine's load hits them all alike.
 2. Measured vs predicted makespan of the balancer on a mixed batch.
 3. Makespan of the greedy balancer vs HAProxy leastconn on the same mixed batch, both timed by
@@ -40,36 +41,39 @@ def target(name: str, measured: str, met: bool) -> None:
     targets.append((name, measured, met))
 
 
-def own_cpu_seconds(pid: int) -> float:
-    """CPU time of ``pid`` and of its children that it has reaped."""
+def own_usage(pid: int) -> tuple[float, int]:
+    """CPU seconds and minor page faults of ``pid`` and of its children that it has reaped."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
     except FileNotFoundError:  # a child that ended between the listing and the read
-        return 0.0
-    return sum(int(f) for f in fields[11:15]) / TICKS  # utime stime cutime cstime
+        return 0.0, 0
+    cpu = sum(int(f) for f in fields[11:15]) / TICKS  # utime stime cutime cstime
+    return cpu, int(fields[7]) + int(fields[8])  # minflt cminflt
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time of ``pid``, of its children alive (prefork's workers, persistent's channels)
-    and of those it has reaped (a fork per request). Read between rounds, when no request is
-    in flight, so no child is counted twice."""
+def usage(pid: int) -> tuple[float, int]:
+    """CPU seconds and minor faults of ``pid``, of its children alive (prefork's workers,
+    persistent's channels) and of those it has reaped (a fork per request). Read between
+    rounds, when no request is in flight, so no child is counted twice."""
     with open(f"/proc/{pid}/task/{pid}/children") as children:
-        alive = [int(child) for child in children.read().split()]
-    return own_cpu_seconds(pid) + sum(own_cpu_seconds(child) for child in alive)
+        tree = [own_usage(pid)] + [own_usage(int(child)) for child in children.read().split()]
+    return sum(cpu for cpu, _ in tree), sum(faults for _, faults in tree)
 
 
 class Tally:
     """One path's totals over its rounds."""
 
     def __init__(self) -> None:
-        self.requests, self.seconds, self.cpu, self.latencies = 0, 0.0, 0.0, []
+        self.requests, self.seconds, self.cpu, self.faults, self.latencies = 0, 0.0, 0.0, 0, []
 
     def measure(self, name, address, pid, requests, concurrency):
-        cpu, start = cpu_seconds(pid), time.monotonic()
+        (cpu, faults), start = usage(pid), time.monotonic()
         exchanges = send_concurrently(address, [("V", 1)] * requests, concurrency, timeout=60)
         self.seconds += time.monotonic() - start
-        self.cpu += cpu_seconds(pid) - cpu
+        cpu_after, faults_after = usage(pid)
+        self.cpu += cpu_after - cpu
+        self.faults += faults_after - faults
         self.requests += requests
         self.latencies += [e.replied_at - e.sent_at for e in exchanges]
         bad = sum(not e.ok for e in exchanges)
@@ -79,6 +83,9 @@ class Tally:
 
     def cpu_per_request(self) -> float:
         return self.cpu / self.requests
+
+    def faults_per_request(self) -> float:
+        return self.faults / self.requests
 
     def p50(self) -> float:
         return statistics.median(self.latencies)
@@ -162,9 +169,9 @@ def ratio_text(value, baseline, width):
 
 def throughput(have_haproxy):
     print("\n1. zero-cost requests, the paths taking turns: requests/s, CPU per request, "
-          "added p50 latency")
+          "added p50 latency, page faults per request")
     print(f"{'concurrency':>11} {'path':>11} {'req/s':>7} {'CPU ms/req':>10} {'vs HAProxy':>10} "
-          f"{'added p50 ms':>12} {'vs HAProxy':>10}")
+          f"{'added p50 ms':>12} {'vs HAProxy':>10} {'faults/req':>10}")
     prefork = f"prefork {PREFORK}"
     with (
         Cluster(unit=0.0) as cluster,
@@ -198,7 +205,7 @@ def throughput(have_haproxy):
                     added_ratio = ratio_text(added[name], added.get("HAProxy", 0), 10)
                     print(f"{concurrency:>11} {name:>11} {tally.requests / tally.seconds:7.0f} "
                           f"{cpu[name] * 1000:10.3f} {cpu_ratio} {added[name] * 1000:12.3f} "
-                          f"{added_ratio}")
+                          f"{added_ratio} {tally.faults_per_request():10.0f}")
                 if concurrency == 16:
                     versus = f", {ratio_text(cpu['default'], cpu.get('HAProxy', 0), 0)}x HAProxy"
                     target("default balancer CPU per request at c=16 <= 2 ms",

@@ -21,6 +21,8 @@ separates a server from how it serves. One job per class::
 - Per request (default): the parent opens a new backend connection per request and sends its
   2 bytes (so requests reach each server in the order decided), then lesson 4's
   ``spawn_relay_child`` forks a child that owns the connection, relays the echo and exits.
+  The children of one round of the loop are forked together, after its requests are sent
+  (``PerRequestConnections.start_relays`` says why).
 - Persistent (the seed's and the original course's model: its servers accept one connection
   and die when it closes): one connection per server, opened at start and kept, owned by one
   long-lived child per server. The parent passes each client's socket to that child over a
@@ -207,6 +209,7 @@ class Balancer:
         while self.ready and self.connections.in_flight() < self.max_children:
             client, request = self.ready.popleft()
             self._dispatch(client, request, self._new_id(), retried=False)
+        self.connections.start_relays()
         self.connections.tick()
 
     def _queue(self, client: socket.socket, request: Request) -> None:

@@ -7,7 +7,8 @@ differ in who owns the connection to a server:
 - ``PerRequestConnections`` (the default, lesson 4's design): each request gets its own
   backend connection. The parent connects and sends the 2 bytes (so requests reach each server
   in exactly the order the parent decided them), then ``network.spawn_relay_child`` forks the
-  child that owns that connection, waits for the echo, relays it and exits.
+  child that owns that connection, waits for the echo, relays it and exits. The children of
+  a round of the balancer's loop are forked once all its requests are sent.
 - ``PersistentConnections`` (``--persistent``, in ``minilb.persistent``): one connection per
   server, opened at start and kept, as the original course's servers require.
 
@@ -73,6 +74,9 @@ class ConnectionModel:
         if the server cannot take it (the balancer marks it down and may try another)."""
         raise NotImplementedError
 
+    def start_relays(self) -> None:
+        """Called once per round of the event loop, after the round's requests were sent."""
+
     def in_flight(self) -> int:
         """Requests sent and not answered yet."""
         return 0
@@ -92,7 +96,8 @@ class PerRequestConnections(ConnectionModel):
 
     def __init__(self, balancer: "Balancer") -> None:
         super().__init__(balancer)
-        self.children: dict[int, Flight] = {}
+        self.children: dict[int, Flight] = {}  # pid -> the request its relay child answers
+        self.sent: list[tuple[Flight, socket.socket, Callable[[bytes], None]]] = []  # no child yet
         self.next_health_check = 0.0
 
     def check_at_start(self) -> None:
@@ -116,11 +121,28 @@ class PerRequestConnections(ConnectionModel):
                 raise ConnectionError(f"backend replied {reply!r}")  # a broken server
             log.served(prefix, clock())  # logged first: once replied, the log line is complete
 
-        pid = network.spawn_relay_child(flight.client, backend, flight.reply_timeout, on_reply)
-        self.children[pid] = flight
+        self.sent.append((flight, backend, on_reply))
+
+    def start_relays(self) -> None:
+        # Why the children of a round are forked here, back to back, and not one by one as each
+        # request is sent: a fork makes every page of the parent copy-on-write again, so the
+        # parent's next write to any page is a fault (a page copy, while the child lives).
+        # Deciding all of a round's requests first, then forking, pays for the pages that
+        # deciding writes once per round instead of once per request.
+        sent, self.sent = self.sent, []
+        for flight, backend, on_reply in sent:
+            try:
+                pid = network.spawn_relay_child(
+                    flight.client, backend, flight.reply_timeout, on_reply
+                )
+            except OSError as error:  # no fork (too many processes, no memory): not the server
+                backend.close()
+                self.balancer.fail(flight, f"cannot fork a relay child: {error.strerror}")
+                continue
+            self.children[pid] = flight
 
     def in_flight(self) -> int:
-        return len(self.children)
+        return len(self.children) + len(self.sent)
 
     def child_exited(self, pid: int, exit_code: int) -> None:
         flight = self.children.pop(pid, None)

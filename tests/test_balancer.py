@@ -296,6 +296,35 @@ def test_command_line_balancer(tmp_path):
         stop_process(server_pid)
 
 
+def test_a_log_that_cannot_be_written_loses_lines_not_requests():
+    """/dev/full refuses every write (ENOSPC), as a full disk or a log reader gone would."""
+    listener = open_listener()
+    server = listener.getsockname()[:2]
+    server_pid = fork_process(FifoServer(listener, "VP", 0.001).serve_forever)
+    listener.close()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "minilb.cli", "balancer", "--port", "0", "--unit", "0.001",
+         "--servers", f"VP@{server[0]}:{server[1]}", "--log", "/dev/full"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        address = ("127.0.0.1", int(line.rsplit(":", 1)[1]))
+        for _ in range(3):  # each answered: the server is not taken for a failed one
+            assert send_bytes(address, b"P3") == b"P3"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 0
+        told = [line for line in process.stderr.read().splitlines() if "log lines" in line]
+        assert told == [
+            "minilb balancer: access log lines are being lost (No space left on device); "
+            "requests are still served"
+        ]
+    finally:
+        process.kill()
+        process.wait()
+        stop_process(server_pid)
+
+
 def test_command_line_balancer_runs_a_students_functions(tmp_path):
     listener = open_listener()
     server = listener.getsockname()[:2]

@@ -13,10 +13,12 @@ JSON object without its closing brace (the *prefix*). Whoever ends the request, 
 usually, only appends ``, "measured_finish": ..., "error": ...}``: no dict to merge and no
 ``json.dumps`` in the child, whose every touched page is a copy-on-write fault. Each line is
 one ``os.write`` on an ``O_APPEND`` file, so lines written by concurrent children never
-interleave.
+interleave. A line that cannot be written (a full disk, a log reader gone) is lost, never its
+request, and the balancer says so once on standard error.
 """
 
 import json
+import mmap
 import os
 
 
@@ -26,6 +28,11 @@ class AccessLog:
     def __init__(self, path: str | None, decisions_path: str | None = None) -> None:
         self.fd = _open(path)
         self.decisions_fd = _open(decisions_path)
+        # One byte shared with every process forked from here on (an anonymous shared mapping
+        # survives fork, unlike the rest of a child's writes): the errno of a line that could
+        # not be written, so that the parent can tell the operator, once.
+        self.lost = mmap.mmap(-1, 1)
+        self.told = False
 
     def encode(self, decision: dict) -> bytes:
         """The prefix of ``decision``'s access-log line (``b""`` when nothing is logged)."""
@@ -36,25 +43,40 @@ class AccessLog:
     def decided(self, prefix: bytes) -> None:
         """The decisions-log line of a request just placed."""
         if self.decisions_fd is not None:
-            os.write(self.decisions_fd, prefix + b"}\n")
+            self._write(self.decisions_fd, prefix + b"}\n")
 
     def served(self, prefix: bytes, measured_finish: float) -> None:
         """The line of a request answered with its echo at ``measured_finish``."""
         if self.fd is not None:
             tail = b', "measured_finish": ' + repr(measured_finish).encode()
-            os.write(self.fd, prefix + tail + b', "error": null}\n')
+            self._write(self.fd, prefix + tail + b', "error": null}\n')
 
     def failed(self, prefix: bytes, reason: str) -> None:
         """The line of a placed request answered with ``ERR reason``."""
         if self.fd is not None:
             tail = b', "measured_finish": null, "error": ' + json.dumps(reason).encode()
-            os.write(self.fd, prefix + tail + b"}\n")
+            self._write(self.fd, prefix + tail + b"}\n")
 
     def refused(self, request_id: int, what: object, reason: str) -> None:
         """The line of a request answered with ``ERR reason`` before it was placed."""
         if self.fd is not None:
             record = {"id": request_id, "request": str(what), "server": None, "error": reason}
-            os.write(self.fd, json.dumps(record).encode() + b"\n")
+            self._write(self.fd, json.dumps(record).encode() + b"\n")
+
+    def lost_lines(self) -> str | None:
+        """Why log lines were lost (once, the first time it is asked after one was), or None."""
+        if self.told or not self.lost[0]:
+            return None
+        self.told = True
+        return os.strerror(self.lost[0])
+
+    def _write(self, fd: int, line: bytes) -> None:
+        try:
+            os.write(fd, line)
+        except OSError as error:
+            # The line is lost (the log's reader has gone, the disk is full), never the request:
+            # a relay child must not take its own log for a failed server.
+            self.lost[0] = min(error.errno or 1, 255)
 
 
 def read_access_log(path: str, decisions_path: str | None = None) -> list[dict]:

@@ -176,6 +176,8 @@ class Balancer:
                 if time.monotonic() >= next_collection:  # the parent's own garbage, once a second
                     gc.collect()
                     next_collection = time.monotonic() + 1.0
+                    self._tell_lost_log_lines()
+            self._tell_lost_log_lines()  # and for lines lost in the last second
             self.connections.close()
         finally:
             gc.enable()
@@ -183,6 +185,11 @@ class Balancer:
             os.close(self.wakeup_read)
             os.close(self.wakeup_write)
             self.listener.close()
+
+    def _tell_lost_log_lines(self) -> None:
+        problem = self.log.lost_lines()
+        if problem:
+            say(f"access log lines are being lost ({problem}); requests are still served")
 
     def _on_stop_signal(self, signum: int, _frame: object) -> None:
         if os.getpid() != self.pid:  # in a forked child, which inherited this handler

@@ -1,5 +1,6 @@
 """The forking balancer over real sockets on loopback."""
 
+import contextlib
 import errno
 import json
 import os
@@ -271,47 +272,43 @@ def test_stub_or_missing_policies_fail_at_startup_with_a_clear_message(tmp_path,
     assert "HOST:PORT" in capsys.readouterr().err
 
 
-def test_command_line_balancer(tmp_path):
+@contextlib.contextmanager
+def command_line_balancer(*arguments, unit=0.01, **popen):
+    """``minilb balancer ... ARGUMENTS`` in front of a VP server of its own: (process, address)."""
     listener = open_listener()
     server = listener.getsockname()[:2]
-    server_pid = fork_process(FifoServer(listener, "VP", 0.01).serve_forever)
+    server_pid = fork_process(FifoServer(listener, "VP", unit).serve_forever)
     listener.close()
-    log_path = tmp_path / "access.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "minilb.cli", "balancer", "--port", "0", "--unit", "0.01",
-         "--servers", f"VP@{server[0]}:{server[1]}", "--log", str(log_path)],
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "minilb.cli", "balancer", "--port", "0", "--unit", str(unit),
+         "--servers", f"VP@{server[0]}:{server[1]}", *arguments],
+        stdout=subprocess.PIPE, text=True, **popen,
     )
     try:
         line = process.stdout.readline()
         assert line.startswith("listening on 127.0.0.1:")
-        address = ("127.0.0.1", int(line.rsplit(":", 1)[1]))
-        assert send_bytes(address, b"P3") == b"P3"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(20) == 0
-        [record] = read_access_log(str(log_path))
-        assert record["request"] == "P3" and record["server"] == "vp1"
-        assert record["start"] <= record["finish"] <= record["measured_finish"] + 1
+        yield process, ("127.0.0.1", int(line.rsplit(":", 1)[1]))
     finally:
         process.kill()
         process.wait()
         stop_process(server_pid)
 
 
+def test_command_line_balancer(tmp_path):
+    log_path = tmp_path / "access.log"
+    with command_line_balancer("--log", str(log_path)) as (process, address):
+        assert send_bytes(address, b"P3") == b"P3"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 0
+        [record] = read_access_log(str(log_path))
+        assert record["request"] == "P3" and record["server"] == "vp1"
+        assert record["start"] <= record["finish"] <= record["measured_finish"] + 1
+
+
 def test_a_log_that_cannot_be_written_loses_lines_not_requests():
     """/dev/full refuses every write (ENOSPC), as a full disk or a log reader gone would."""
-    listener = open_listener()
-    server = listener.getsockname()[:2]
-    server_pid = fork_process(FifoServer(listener, "VP", 0.001).serve_forever)
-    listener.close()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "minilb.cli", "balancer", "--port", "0", "--unit", "0.001",
-         "--servers", f"VP@{server[0]}:{server[1]}", "--log", "/dev/full"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        line = process.stdout.readline()
-        address = ("127.0.0.1", int(line.rsplit(":", 1)[1]))
+    balancer = command_line_balancer("--log", "/dev/full", unit=0.001, stderr=subprocess.PIPE)
+    with balancer as (process, address):
         for _ in range(3):  # each answered: the server is not taken for a failed one
             assert send_bytes(address, b"P3") == b"P3"
         process.send_signal(signal.SIGINT)
@@ -321,10 +318,6 @@ def test_a_log_that_cannot_be_written_loses_lines_not_requests():
             "minilb balancer: access log lines are being lost (No space left on device); "
             "requests are still served"
         ]
-    finally:
-        process.kill()
-        process.wait()
-        stop_process(server_pid)
 
 
 def test_command_line_balancer_runs_a_students_functions(tmp_path):
@@ -386,10 +379,14 @@ def test_a_failing_relay_child_gets_err_and_the_server_stays_up(monkeypatch):
         return reference(client, backend, timeout, crash)
 
     monkeypatch.setattr(network, "spawn_relay_child", buggy_spawn_relay_child)
+    assert_err_without_blaming_the_server(b"ERR the relay child failed (exit code 1)\n")
+
+
+def assert_err_without_blaming_the_server(expected_reply):
     with Cluster(fleet=("VP",), unit=0.001) as cluster:
         for _ in range(2):  # the second is not "all servers down": the server is not to blame
             reply = send_request(cluster.address, ("V", 1)).reply
-            assert reply == b"ERR the relay child failed (exit code 1)\n"
+            assert reply == expected_reply
         assert [record["retried"] for record in cluster.access_log()] == [False, False]
 
 
@@ -421,11 +418,9 @@ def test_a_fork_that_fails_gets_err_and_the_server_stays_up(monkeypatch):
         raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))  # what fork raises
 
     monkeypatch.setattr(network, "spawn_relay_child", no_fork)
-    with Cluster(fleet=("VP",), unit=0.001) as cluster:
-        for _ in range(2):  # the second is not "all servers down": the server is not to blame
-            reply = send_request(cluster.address, ("V", 1)).reply
-            assert reply == b"ERR cannot fork a relay child: Resource temporarily unavailable\n"
-        assert [record["retried"] for record in cluster.access_log()] == [False, False]
+    assert_err_without_blaming_the_server(
+        b"ERR cannot fork a relay child: Resource temporarily unavailable\n"
+    )
 
 
 def test_the_balancer_loads_no_module_that_runs_code_in_every_child():

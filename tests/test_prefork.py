@@ -8,14 +8,19 @@ import sys
 
 import pytest
 from background import in_background
-from test_balancer import always_first, children_of, wait_for, zombies_of
+from test_balancer import (
+    always_first,
+    children_of,
+    command_line_balancer,
+    wait_for,
+    zombies_of,
+)
 from test_demo import processes_mentioning
 
 from minilb import prefork
 from minilb.client import CLASSIC_WORKLOADS, parse_workload, send_bytes, send_request
-from minilb.cluster import Cluster, fork_process, stop_process
+from minilb.cluster import Cluster, stop_process
 from minilb.protocol import encode_request, open_listener
-from minilb.servers import FifoServer
 
 MIXED = [r for text in CLASSIC_WORKLOADS.values() for r in parse_workload(text)]
 
@@ -126,28 +131,12 @@ def test_prefork_with_persistent_is_refused_in_one_line():
 
 
 def test_command_line_prefork_balancer(tmp_path):
-    listener = open_listener()
-    server = listener.getsockname()[:2]
-    server_pid = fork_process(FifoServer(listener, "VP", 0.01).serve_forever)
-    listener.close()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "minilb.cli", "balancer", "--port", "0", "--unit", "0.01",
-         "--prefork", "2", "--servers", f"VP@{server[0]}:{server[1]}",
-         "--log", str(tmp_path / "access.log")],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("listening on 127.0.0.1:")
-        address = ("127.0.0.1", int(line.rsplit(":", 1)[1]))
+    log_path = tmp_path / "access.log"
+    with command_line_balancer("--prefork", "2", "--log", str(log_path)) as (process, address):
         assert send_bytes(address, b"P3") == b"P3"
         assert len(children_of(process.pid)) == 2
         process.send_signal(signal.SIGINT)
         assert process.wait(20) == 0
-    finally:
-        process.kill()
-        process.wait()
-        stop_process(server_pid)
 
 
 def test_demo_with_prefork_runs_and_leaves_no_process(tmp_path):
